@@ -6,7 +6,10 @@ import { AppError } from './errors.js';
  * Parses `env` with `schema` and returns a frozen config object. On failure throws `CONFIG_INVALID` whose
  * message names every bad variable and why, so an operator fixes them all in one go.
  */
-export function loadConfig<S extends z.ZodTypeAny>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
+export function loadConfig<S extends z.ZodTypeAny>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): z.infer<S> {
   const result = schema.safeParse(env);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
