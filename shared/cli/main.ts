@@ -1,0 +1,80 @@
+// The `agenthub` command line: maps command words to command modules (loaded lazily, so `agenthub status`
+// never loads node-llama-cpp) and runs one with the process's streams. It is the one composition root that
+// spans services, so it may name their command modules; services themselves import only from shared/.
+import process from 'node:process';
+import type { CliCommand, CliIo } from './io.js';
+
+type Loader = () => Promise<CliCommand>;
+
+/** Command words → loader of the command, with a one-line summary for `agenthub help`. */
+const COMMANDS: ReadonlyArray<{ words: readonly string[]; summary: string; load: Loader }> = [
+  {
+    words: ['up'],
+    summary: 'up [--model FILE|hf:URI] [--state-dir DIR]   start the hub and every spoke locally',
+    load: async () => (await import('./up_command.js')).upCommand,
+  },
+  {
+    words: ['status'],
+    summary: 'status [--json]                               spokes and their attestation status',
+    load: async () => (await import('./status_command.js')).statusCommand,
+  },
+  {
+    words: ['chat'],
+    summary: 'chat "message" [--context ID] [--json]        ask through the hub',
+    load: async () => (await import('./status_command.js')).chatCommand,
+  },
+];
+
+function usage(): string {
+  const lines = COMMANDS.map((command) => `  agenthub ${command.summary}`);
+  return `usage:\n${lines.join('\n')}\n\nEvery command accepts --state-dir DIR (or AGENTHUB_STATE_DIR); --json prints JSON.\n`;
+}
+
+/** Finds the longest registered command whose words prefix `argv`. */
+function findCommand(argv: readonly string[]): { load: Loader; rest: readonly string[] } | null {
+  let best: { load: Loader; length: number } | null = null;
+  for (const command of COMMANDS) {
+    const matches = command.words.every((word, index) => argv[index] === word);
+    if (matches && (best === null || command.words.length > best.length)) {
+      best = { load: command.load, length: command.words.length };
+    }
+  }
+  return best === null ? null : { load: best.load, rest: argv.slice(best.length) };
+}
+
+/** Runs the CLI with `argv` (without node and script) and resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
+    process.stdout.write(usage());
+    return argv.length === 0 ? 2 : 0;
+  }
+  const found = findCommand(argv);
+  if (found === null) {
+    process.stderr.write(`agenthub: unknown command "${argv.join(' ')}"\n\n${usage()}`);
+    return 2;
+  }
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const io: CliIo = {
+    argv: found.rest,
+    env: process.env,
+    cwd: process.cwd(),
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    signal: controller.signal,
+  };
+  try {
+    const command = await found.load();
+    return await command(io);
+  } catch (error) {
+    const code =
+      typeof error === 'object' && error !== null && 'code' in error ? `${String(error.code)}: ` : '';
+    process.stderr.write(`agenthub: ${code}${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,285 @@
+// `agenthub up`: the one-command local start. Enrols the spokes on first start (keys and reference values
+// in the state directory), starts the hub and each spoke as separate processes, waits until the spokes are
+// attested, prints the URLs and the API key, and stops everything cleanly on Ctrl-C.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { enrolLocal, type EnrolmentSpoke } from '../enrolment.js';
+import { AppError } from '../errors.js';
+import {
+  DEFAULT_HUB_PORT,
+  LOCAL_SPOKES,
+  REPO_ROOT,
+  lockfilePath,
+  resolveStateDir,
+  spokeCodePaths,
+} from '../layout.js';
+import { DEFAULT_MODEL_URI, resolveModelFile } from '../llm.js';
+import type { CliCommand, CliIo } from './io.js';
+import { runInfoPath, writeRunInfo } from './run_info.js';
+
+const USAGE = 'usage: agenthub up [--model FILE|hf:URI] [--finance-model FILE|hf:URI] [--state-dir DIR]\n';
+/** How long `up` waits for every spoke to be attested before it reports what is missing. */
+const ATTESTATION_WAIT_MS = 60_000;
+
+interface Child {
+  readonly name: string;
+  readonly process: ChildProcess;
+  readonly logFile: string;
+}
+
+function portFromEnv(env: CliIo['env'], name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new AppError('CONFIG_INVALID', `${name} must be a port number from 1 to 65535, got "${raw}"`);
+  }
+  return port;
+}
+
+/**
+ * Turns the model setting into a local file, downloading an `hf:` URI into the cache once. When the model
+ * cannot be had (offline, wrong path) the system still starts without it and says why: the spoke's
+ * /readyz reports the reason and its deterministic skills still answer.
+ */
+async function obtainModel(
+  io: CliIo,
+  spoke: string,
+  setting: string,
+  cacheDir: string,
+): Promise<string | null> {
+  try {
+    const path = await resolveModelFile(setting, {
+      cacheDir,
+      signal: io.signal,
+      onProgress: (downloaded, total) => {
+        const percent = total > 0 ? ((downloaded / total) * 100).toFixed(1) : '?';
+        io.stderr(`\r${spoke}: downloading model ${percent}% (${Math.round(downloaded / 1e6)} MB)`);
+      },
+    });
+    return path;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    io.stderr(`\n${spoke}: starting without a model: ${message}\n`);
+    return null;
+  }
+}
+
+function startChild(name: string, script: string, env: NodeJS.ProcessEnv, logDir: string): Child {
+  const logFile = join(logDir, `${name}.log`);
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  return { name, process: child, logFile };
+}
+
+async function stopChildren(children: readonly Child[]): Promise<void> {
+  const exits = children.map(
+    (child) =>
+      new Promise<void>((done) => {
+        if (child.process.exitCode !== null || child.process.signalCode !== null) return done();
+        child.process.once('exit', () => done());
+        child.process.kill('SIGTERM');
+      }),
+  );
+  const timeout = sleep(15_000).then(() => {
+    for (const child of children) if (child.process.exitCode === null) child.process.kill('SIGKILL');
+  });
+  await Promise.race([Promise.all(exits), timeout]);
+}
+
+interface SpokeStatusRow {
+  spoke: string;
+  status: string;
+  reasons?: string[];
+}
+
+async function readSpokes(
+  hubUrl: string,
+  apiKey: string,
+  signal: AbortSignal,
+): Promise<SpokeStatusRow[] | null> {
+  try {
+    const response = await fetch(new URL('/v1/spokes', hubUrl), {
+      headers: { authorization: `Bearer ${apiKey}` },
+      signal,
+    });
+    if (!response.ok) return null;
+    const body = (await response.json()) as { spokes?: SpokeStatusRow[] } | SpokeStatusRow[];
+    return Array.isArray(body) ? body : (body.spokes ?? []);
+  } catch {
+    return null;
+  }
+}
+
+/** `agenthub up`. */
+export const upCommand: CliCommand = async (io) => {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...io.argv],
+      options: {
+        model: { type: 'string' },
+        'finance-model': { type: 'string' },
+        'state-dir': { type: 'string' },
+      },
+    });
+  } catch (error) {
+    io.stderr(`${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values } = parsed;
+  const stateDir = resolveStateDir(io.cwd, values['state-dir'], io.env.AGENTHUB_STATE_DIR);
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const logDir = join(stateDir, 'logs');
+  await mkdir(logDir, { recursive: true, mode: 0o700 });
+  const cacheDir = join(stateDir, 'models');
+
+  const hubPort = portFromEnv(io.env, 'HUB_PORT', DEFAULT_HUB_PORT);
+  const maxMemoryMb = io.env.AGENT_MAX_MEMORY_MB ?? '7000';
+  const modelSettings: Record<string, string | undefined> = {
+    marketing: values.model ?? io.env.MODEL_PATH ?? DEFAULT_MODEL_URI,
+    finance: values['finance-model'] ?? io.env.FINANCE_MODEL_PATH,
+  };
+
+  const spokes: Array<EnrolmentSpoke & { modelPath: string | null }> = [];
+  for (const spoke of LOCAL_SPOKES) {
+    const upper = spoke.name.toUpperCase();
+    const setting = modelSettings[spoke.name];
+    const modelPath =
+      setting === undefined
+        ? null
+        : await obtainModel(io, spoke.name, resolveSetting(io.cwd, setting), cacheDir);
+    spokes.push({
+      name: spoke.name,
+      host: '127.0.0.1',
+      apiPort: portFromEnv(io.env, `${upper}_API_PORT`, spoke.apiPort),
+      attestationPort: portFromEnv(io.env, `${upper}_ATTESTATION_PORT`, spoke.attestationPort),
+      measurement: {
+        modelPath,
+        codePaths: spokeCodePaths(spoke.name),
+        lockfilePath: lockfilePath(),
+        agentMaxMemoryMb: Number(maxMemoryMb),
+      },
+      modelPath,
+    });
+  }
+
+  const enrolment = await enrolLocal(stateDir, spokes);
+  io.stdout(
+    enrolment.created ? `enrolled hub and spokes in ${stateDir}\n` : `reusing the enrolment in ${stateDir}\n`,
+  );
+
+  const baseEnv: NodeJS.ProcessEnv = {
+    ...io.env,
+    AGENTHUB_STATE_DIR: stateDir,
+    AGENT_MAX_MEMORY_MB: maxMemoryMb,
+  };
+  const children: Child[] = [];
+  children.push(startChild('hub', 'hub/main.ts', { ...baseEnv, HUB_PORT: String(hubPort) }, logDir));
+  for (const spoke of spokes) {
+    children.push(
+      startChild(
+        spoke.name,
+        `spoke_${spoke.name}/main.ts`,
+        {
+          ...baseEnv,
+          SPOKE_API_PORT: String(spoke.apiPort),
+          SPOKE_ATTESTATION_PORT: String(spoke.attestationPort),
+          ...(spoke.modelPath === null ? { MODEL_PATH: '' } : { MODEL_PATH: spoke.modelPath }),
+          MODEL_CACHE_DIR: cacheDir,
+        },
+        logDir,
+      ),
+    );
+  }
+
+  const hubUrl = `http://127.0.0.1:${hubPort}`;
+  await writeRunInfo(stateDir, {
+    hubUrl,
+    apiKeyFile: join(stateDir, 'api-key'),
+    startedAt: new Date().toISOString(),
+    processes: children.map((child) => ({
+      name: child.name,
+      pid: child.process.pid ?? -1,
+      logFile: child.logFile,
+    })),
+  });
+
+  let unexpectedExit: string | null = null;
+  const stopped = new AbortController();
+  for (const child of children) {
+    child.process.once('exit', (code, signal) => {
+      if (io.signal.aborted) return;
+      unexpectedExit = `${child.name} exited (${signal ?? `code ${code}`}); see ${child.logFile}`;
+      stopped.abort();
+    });
+  }
+
+  io.stdout(
+    [
+      `hub        ${hubUrl}   (chat: POST ${hubUrl}/v1/chat, A2A: POST ${hubUrl}/a2a)`,
+      ...spokes.map(
+        (spoke) =>
+          `${spoke.name.padEnd(10)} http://127.0.0.1:${spoke.apiPort}   attestation http://127.0.0.1:${spoke.attestationPort}   model ${spoke.modelPath ?? 'none'}`,
+      ),
+      `API key    ${enrolment.apiKey}`,
+      `logs       ${logDir}`,
+      'waiting for the spokes to be attested… (Ctrl-C stops everything)',
+      '',
+    ].join('\n'),
+  );
+
+  const waitSignal = AbortSignal.any([io.signal, stopped.signal]);
+  const deadline = Date.now() + ATTESTATION_WAIT_MS;
+  let last: SpokeStatusRow[] | null = null;
+  while (!waitSignal.aborted && Date.now() < deadline) {
+    last = await readSpokes(hubUrl, enrolment.apiKey, waitSignal);
+    if (
+      last !== null &&
+      spokes.every((spoke) => last?.some((row) => row.spoke === spoke.name && row.status === 'affirming'))
+    ) {
+      break;
+    }
+    await sleep(500, undefined, { signal: waitSignal }).catch(() => undefined);
+  }
+  if (!waitSignal.aborted) {
+    for (const spoke of spokes) {
+      const rows = last?.filter((row) => row.spoke === spoke.name) ?? [];
+      const described =
+        rows.length === 0
+          ? 'not reported'
+          : rows
+              .map((row) => `${row.status}${row.reasons?.length ? ` (${row.reasons.join(', ')})` : ''}`)
+              .join(', ');
+      io.stdout(`${spoke.name.padEnd(10)} ${described}\n`);
+    }
+    io.stdout('ready. Try: npx agenthub chat "How did our Q4 campaigns do?"\n');
+    await new Promise<void>((done) => waitSignal.addEventListener('abort', () => done(), { once: true }));
+  }
+
+  io.stdout('\nstopping…\n');
+  await stopChildren(children);
+  await rm(runInfoPath(stateDir), { force: true });
+  if (unexpectedExit !== null) {
+    io.stderr(`agenthub up: ${unexpectedExit}\n`);
+    return 1;
+  }
+  io.stdout('stopped.\n');
+  return 0;
+};
+
+/** A local path setting is made absolute against the working directory; URIs pass through. */
+function resolveSetting(cwd: string, setting: string): string {
+  if (setting.startsWith('hf:') || /^[a-z]+:\/\//.test(setting)) return setting;
+  return resolve(cwd, setting);
+}
