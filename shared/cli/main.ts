@@ -14,6 +14,11 @@ const COMMANDS: ReadonlyArray<{ words: readonly string[]; summary: string; load:
     load: async () => (await import('./up_command.js')).upCommand,
   },
   {
+    words: ['enrol'],
+    summary: 'enrol [--model FILE|hf:URI] [--host SPOKE=HOST]… keys, trust store and reference values only',
+    load: async () => (await import('./enrol_command.js')).enrolCommand,
+  },
+  {
     words: ['status'],
     summary: 'status [--json]                               spokes and their attestation status',
     load: async () => (await import('./status_command.js')).statusCommand,

@@ -4,24 +4,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
-import { enrolLocal, type EnrolmentSpoke } from '../enrolment.js';
-import { AppError } from '../errors.js';
+import { DEFAULT_HUB_PORT, REPO_ROOT } from '../layout.js';
 import {
-  DEFAULT_HUB_PORT,
-  LOCAL_SPOKES,
-  REPO_ROOT,
-  lockfilePath,
-  resolveStateDir,
-  spokeCodePaths,
-} from '../layout.js';
-import { DEFAULT_MODEL_URI, resolveModelFile } from '../llm.js';
-import type { CliCommand, CliIo } from './io.js';
+  parseEnrolmentOptions,
+  portFromEnv,
+  prepareEnrolment,
+  type EnrolmentRequest,
+} from './enrol_command.js';
+import type { CliCommand } from './io.js';
 import { runInfoPath, writeRunInfo } from './run_info.js';
 
-const USAGE = 'usage: agenthub up [--model FILE|hf:URI] [--finance-model FILE|hf:URI] [--state-dir DIR]\n';
+const USAGE =
+  'usage: agenthub up [--model FILE|hf:URI] [--finance-model FILE|hf:URI] [--state-dir DIR] [--host SPOKE=HOST]…\n';
 /** How long `up` waits for every spoke to be attested before it reports what is missing. */
 const ATTESTATION_WAIT_MS = 60_000;
 
@@ -29,44 +25,6 @@ interface Child {
   readonly name: string;
   readonly process: ChildProcess;
   readonly logFile: string;
-}
-
-function portFromEnv(env: CliIo['env'], name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    throw new AppError('CONFIG_INVALID', `${name} must be a port number from 1 to 65535, got "${raw}"`);
-  }
-  return port;
-}
-
-/**
- * Turns the model setting into a local file, downloading an `hf:` URI into the cache once. When the model
- * cannot be had (offline, wrong path) the system still starts without it and says why: the spoke's
- * /readyz reports the reason and its deterministic skills still answer.
- */
-async function obtainModel(
-  io: CliIo,
-  spoke: string,
-  setting: string,
-  cacheDir: string,
-): Promise<string | null> {
-  try {
-    const path = await resolveModelFile(setting, {
-      cacheDir,
-      signal: io.signal,
-      onProgress: (downloaded, total) => {
-        const percent = total > 0 ? ((downloaded / total) * 100).toFixed(1) : '?';
-        io.stderr(`\r${spoke}: downloading model ${percent}% (${Math.round(downloaded / 1e6)} MB)`);
-      },
-    });
-    return path;
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    io.stderr(`\n${spoke}: starting without a model: ${message}\n`);
-    return null;
-  }
 }
 
 function startChild(name: string, script: string, env: NodeJS.ProcessEnv, logDir: string): Child {
@@ -123,61 +81,22 @@ async function readSpokes(
 
 /** `agenthub up`. */
 export const upCommand: CliCommand = async (io) => {
-  let parsed;
+  let request: EnrolmentRequest;
   try {
-    parsed = parseArgs({
-      args: [...io.argv],
-      options: {
-        model: { type: 'string' },
-        'finance-model': { type: 'string' },
-        'state-dir': { type: 'string' },
-      },
-    });
+    request = parseEnrolmentOptions(io);
   } catch (error) {
     io.stderr(`${(error as Error).message}\n${USAGE}`);
     return 2;
   }
-  const { values } = parsed;
-  const stateDir = resolveStateDir(io.cwd, values['state-dir'], io.env.AGENTHUB_STATE_DIR);
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const logDir = join(stateDir, 'logs');
-  await mkdir(logDir, { recursive: true, mode: 0o700 });
-  const cacheDir = join(stateDir, 'models');
-
-  const hubPort = portFromEnv(io.env, 'HUB_PORT', DEFAULT_HUB_PORT);
-  const maxMemoryMb = io.env.AGENT_MAX_MEMORY_MB ?? '7000';
-  const modelSettings: Record<string, string | undefined> = {
-    marketing: values.model ?? io.env.MODEL_PATH ?? DEFAULT_MODEL_URI,
-    finance: values['finance-model'] ?? io.env.FINANCE_MODEL_PATH,
-  };
-
-  const spokes: Array<EnrolmentSpoke & { modelPath: string | null }> = [];
-  for (const spoke of LOCAL_SPOKES) {
-    const upper = spoke.name.toUpperCase();
-    const setting = modelSettings[spoke.name];
-    const modelPath =
-      setting === undefined
-        ? null
-        : await obtainModel(io, spoke.name, resolveSetting(io.cwd, setting), cacheDir);
-    spokes.push({
-      name: spoke.name,
-      host: '127.0.0.1',
-      apiPort: portFromEnv(io.env, `${upper}_API_PORT`, spoke.apiPort),
-      attestationPort: portFromEnv(io.env, `${upper}_ATTESTATION_PORT`, spoke.attestationPort),
-      measurement: {
-        modelPath,
-        codePaths: spokeCodePaths(spoke.name),
-        lockfilePath: lockfilePath(),
-        agentMaxMemoryMb: Number(maxMemoryMb),
-      },
-      modelPath,
-    });
-  }
-
-  const enrolment = await enrolLocal(stateDir, spokes);
+  const { stateDir } = request;
+  const { enrolment, spokes } = await prepareEnrolment(io, request);
   io.stdout(
     enrolment.created ? `enrolled hub and spokes in ${stateDir}\n` : `reusing the enrolment in ${stateDir}\n`,
   );
+  const logDir = join(stateDir, 'logs');
+  await mkdir(logDir, { recursive: true, mode: 0o700 });
+  const hubPort = portFromEnv(io.env, 'HUB_PORT', DEFAULT_HUB_PORT);
+  const maxMemoryMb = String(request.agentMaxMemoryMb);
 
   const baseEnv: NodeJS.ProcessEnv = {
     ...io.env,
@@ -196,7 +115,7 @@ export const upCommand: CliCommand = async (io) => {
           SPOKE_API_PORT: String(spoke.apiPort),
           SPOKE_ATTESTATION_PORT: String(spoke.attestationPort),
           ...(spoke.modelPath === null ? { MODEL_PATH: '' } : { MODEL_PATH: spoke.modelPath }),
-          MODEL_CACHE_DIR: cacheDir,
+          MODEL_CACHE_DIR: join(stateDir, 'models'),
         },
         logDir,
       ),
@@ -277,9 +196,3 @@ export const upCommand: CliCommand = async (io) => {
   io.stdout('stopped.\n');
   return 0;
 };
-
-/** A local path setting is made absolute against the working directory; URIs pass through. */
-function resolveSetting(cwd: string, setting: string): string {
-  if (setting.startsWith('hf:') || /^[a-z]+:\/\//.test(setting)) return setting;
-  return resolve(cwd, setting);
-}
