@@ -19,6 +19,56 @@ const COMMANDS: ReadonlyArray<{ words: readonly string[]; summary: string; load:
     load: async () => (await import('./enrol_command.js')).enrolCommand,
   },
   {
+    words: ['model'],
+    summary: 'model tiny --out FILE | model shape mistral-7b --out FILE   generate a test or benchmark GGUF',
+    load: async () => (await import('./model_command.js')).modelCommand,
+  },
+  {
+    words: ['sample'],
+    summary: 'sample q4 --out FILE [--seed N]                 write the sample Q4 campaign CSV',
+    load: async () => (await import('../../spoke_marketing/roi_command.js')).sampleCommand,
+  },
+  {
+    words: ['analyze', 'roi'],
+    summary: 'analyze roi --input FILE.csv [--model FILE] [--json]   campaign-ROI metrics (+ narrative with a model)',
+    load: async () => (await import('../../spoke_marketing/roi_command.js')).analyzeRoiCommand,
+  },
+  {
+    words: ['analyze', 'attribution'],
+    summary: 'analyze attribution --model NAME --input FILE [--json]   multi-touch attribution',
+    load: async () => (await import('../../spoke_marketing/attribution_command.js')).analyzeAttributionCommand,
+  },
+  {
+    words: ['analyze', 'clusters'],
+    summary: 'analyze clusters --input FILE.csv --min-cluster-size N [--min-samples N]   HDBSCAN labels',
+    load: async () => (await import('../../spoke_marketing/analytics_commands.js')).analyzeClustersCommand,
+  },
+  {
+    words: ['analyze', 'abtest'],
+    summary: 'analyze abtest --control-conversions N --control-visitors N … [--json]   A/B statistics',
+    load: async () => (await import('../../spoke_marketing/analytics_commands.js')).analyzeAbtestCommand,
+  },
+  {
+    words: ['analyze', 'ltv'],
+    summary: 'analyze ltv --input FILE [--json]               BG/NBD + Gamma-Gamma customer value',
+    load: async () => (await import('../../spoke_marketing/analytics_commands.js')).analyzeLtvCommand,
+  },
+  {
+    words: ['analyze', 'compliance'],
+    summary: 'analyze compliance --text "…" [--json]          Fair Housing and toxicity check',
+    load: async () => (await import('../../spoke_marketing/analytics_commands.js')).analyzeComplianceCommand,
+  },
+  {
+    words: ['import'],
+    summary: 'import metrics|leads FILE | import guidelines DIR   load data (all or nothing)',
+    load: async () => (await import('../../spoke_marketing/data_commands.js')).importCommand,
+  },
+  {
+    words: ['jobs'],
+    summary: 'jobs [--json]                                   schedules, last runs, failures',
+    load: async () => (await import('../../spoke_marketing/data_commands.js')).jobsCommand,
+  },
+  {
     words: ['status'],
     summary: 'status [--json]                               spokes and their attestation status',
     load: async () => (await import('./status_command.js')).statusCommand,
