@@ -314,7 +314,9 @@ function selectClusters(tree: CondensedTree, method: 'eom' | 'leaf'): Uint8Array
     const parent = tree.parent[entry]!;
     const lambda = tree.lambda[entry]!;
     // λ equal to the birth contributes nothing (this also avoids ∞ − ∞ for duplicate points).
-    if (lambda !== birth[parent]) stability[parent] += (lambda - birth[parent]!) * tree.childSize[entry]!;
+    if (lambda !== birth[parent]) {
+      stability[parent] = stability[parent]! + (lambda - birth[parent]!) * tree.childSize[entry]!;
+    }
   }
   const selected = new Uint8Array(clusters);
   if (method === 'leaf') {
