@@ -1,0 +1,1252 @@
+// The routing core: the pure routing gate (ATTESTATION.md §5.7) applied to the target and to a requesting
+// spoke, target choice by tenant or skill, least-outstanding replica choice sticky by contextId, bounded
+// per-spoke queues, deadlines (idle + total) with CancelTask, caller cancel, messageId dedupe, and the A2A
+// methods served on hub tasks for HTTP clients and for spokes asking up their link.
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { AppError, assertNever, toAppError } from '../shared/errors.js';
+import {
+  isA2aMethod,
+  isTerminalState,
+  META,
+  parseA2aParams,
+  StreamResponseSchema,
+  type Artifact,
+  type Message,
+  type SendMessageParams,
+  type StreamResponse,
+  type Task,
+  type TaskState,
+  type TaskStatus,
+} from '../shared/protocol.js';
+import type { HubConfig } from './config.js';
+import type { HubMetrics } from './metrics.js';
+import { replicaStatus, type Replica, type ReplicaRegistry } from './registry.js';
+import {
+  callerKey,
+  endsStream,
+  taskView,
+  type CallerRef,
+  type HopRecord,
+  type HubTaskRecord,
+  type TaskEventBus,
+  type TaskEventEntry,
+  type TaskFailure,
+  type TaskStore,
+} from './tasks.js';
+
+/** Metadata key on a final status event that carries the hub error which ended the task. */
+export const HUB_ERROR_META = 'agenthub/error';
+
+// ---- the routing gate ----------------------------------------------------------------------------------
+
+/** What the gate looks at for one replica. */
+export interface GateInput {
+  readonly session: { readonly sid: string; readonly alive: boolean } | undefined;
+  readonly attestation:
+    | {
+        readonly status: 'affirming' | 'contraindicated' | 'pending';
+        readonly sid: string;
+        readonly attestedAt: number;
+        readonly policyId: string;
+      }
+    | undefined;
+  /** Readiness from the replica's last heartbeat. */
+  readonly ready: boolean;
+}
+
+/** Why a replica is not routable. `unattested` reasons map to SPOKE_UNATTESTED, the rest to SPOKE_UNAVAILABLE. */
+export type GateReason =
+  | 'disconnected'
+  | 'session.dead'
+  | 'attestation.pending'
+  | 'attestation.contraindicated'
+  | 'attestation.sid_mismatch'
+  | 'attestation.stale'
+  | 'attestation.policy_mismatch'
+  | 'not_ready';
+
+export type GateVerdict =
+  { readonly routable: true } | { readonly routable: false; readonly reason: GateReason };
+
+/** The appraisal policy the gate compares against. */
+export interface GatePolicy {
+  readonly policyId: string;
+  /** An affirming result older than this is stale (ATTESTATION.md: 90 s). */
+  readonly maxAgeMs: number;
+}
+
+/**
+ * The routing gate, a pure function. A replica is routable iff it has a live session, its attestation is
+ * `affirming`, was made for this session's sid, is younger than `maxAgeMs` and used the current policy, and
+ * its last heartbeat said ready.
+ */
+export function routingGate(input: GateInput, now: number, policy: GatePolicy): GateVerdict {
+  if (input.session === undefined) return { routable: false, reason: 'disconnected' };
+  if (!input.session.alive) return { routable: false, reason: 'session.dead' };
+  const attestation = input.attestation;
+  if (attestation === undefined) return { routable: false, reason: 'attestation.pending' };
+  if (attestation.sid !== input.session.sid) return { routable: false, reason: 'attestation.sid_mismatch' };
+  switch (attestation.status) {
+    case 'pending':
+      return { routable: false, reason: 'attestation.pending' };
+    case 'contraindicated':
+      return { routable: false, reason: 'attestation.contraindicated' };
+    case 'affirming':
+      break;
+    default:
+      return assertNever(attestation.status, 'attestation status');
+  }
+  if (attestation.policyId !== policy.policyId)
+    return { routable: false, reason: 'attestation.policy_mismatch' };
+  if (now >= attestation.attestedAt + policy.maxAgeMs)
+    return { routable: false, reason: 'attestation.stale' };
+  if (!input.ready) return { routable: false, reason: 'not_ready' };
+  return { routable: true };
+}
+
+/** True for gate reasons that are about attestation (→ SPOKE_UNATTESTED) rather than reachability. */
+export function isAttestationReason(reason: GateReason): boolean {
+  switch (reason) {
+    case 'attestation.pending':
+    case 'attestation.contraindicated':
+    case 'attestation.sid_mismatch':
+    case 'attestation.stale':
+    case 'attestation.policy_mismatch':
+      return true;
+    case 'disconnected':
+    case 'session.dead':
+    case 'not_ready':
+      return false;
+    default:
+      return assertNever(reason, 'gate reason');
+  }
+}
+
+/** The gate input of a registry replica. */
+export function gateInputOf(replica: Replica): GateInput {
+  return {
+    session:
+      replica.session === undefined ? undefined : { sid: replica.session.sid, alive: replica.session.alive },
+    attestation: replica.attestation,
+    ready: replica.load.ready,
+  };
+}
+
+// ---- the router ---------------------------------------------------------------------------------------
+
+/** Dependencies of the router. */
+export interface RouterDeps {
+  readonly registry: ReplicaRegistry;
+  readonly store: TaskStore;
+  readonly bus: TaskEventBus;
+  readonly config: Pick<
+    HubConfig,
+    | 'QUEUE_LIMIT'
+    | 'DEFAULT_DEADLINE_MS'
+    | 'IDLE_TIMEOUT_MS'
+    | 'DEDUPE_TTL_MS'
+    | 'ATTESTATION_MAX_AGE_MS'
+    | 'REATTEST_INTERVAL_MS'
+  >;
+  /** Current appraisal policy id (SHA-256 of the reference values). */
+  readonly policyId: string;
+  readonly logger: Logger;
+  readonly metrics?: HubMetrics | undefined;
+  readonly now?: (() => number) | undefined;
+}
+
+/** A request to route: an A2A message plus who sent it and where it should go. */
+export interface RouteRequest {
+  readonly caller: CallerRef;
+  /** Target spoke name; when absent, `skill` selects the spoke. */
+  readonly tenant?: string | undefined;
+  readonly skill?: string | undefined;
+  readonly message: Message;
+  readonly configuration?: SendMessageParams['configuration'];
+  readonly metadata?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** What submit() returns: the hub task and whether an earlier request with the same messageId made it. */
+export interface SubmitResult {
+  readonly record: HubTaskRecord;
+  readonly deduplicated: boolean;
+}
+
+/** Result of an A2A call: a plain result, or a stream of the task's log entries (SSE / link stream). */
+export type A2aOutcome =
+  | { readonly kind: 'result'; readonly result: unknown }
+  | { readonly kind: 'stream'; readonly taskId: string; readonly entries: AsyncIterable<TaskEventEntry> };
+
+interface Delivery {
+  readonly record: HubTaskRecord;
+  readonly spoke: string;
+  readonly request: RouteRequest;
+  /** Replica a continuation (message.taskId) must go to. */
+  readonly pinnedReplica: string | undefined;
+  /** Spoke task id a continuation refers to. */
+  readonly continuesSpokeTask: string | undefined;
+  readonly idleTimeoutMs: number;
+  readonly acceptedAt: number;
+  replica: Replica | undefined;
+  hop: HopRecord | undefined;
+  controller: AbortController | undefined;
+  released: boolean;
+  settled: boolean;
+  attempts: number;
+  lastEventAt: number;
+  totalTimer: NodeJS.Timeout | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const STICKY_LIMIT = 10_000;
+const CANCEL_TIMEOUT_MS = 5_000;
+
+/** The hub's router. One per hub. */
+export class Router {
+  private readonly registry: ReplicaRegistry;
+  private readonly store: TaskStore;
+  private readonly bus: TaskEventBus;
+  private readonly config: RouterDeps['config'];
+  private readonly policy: GatePolicy;
+  private readonly log: Logger;
+  private readonly metrics: HubMetrics | undefined;
+  private readonly now: () => number;
+  private readonly active = new Map<string, Delivery>();
+  private readonly queues = new Map<string, Delivery[]>();
+  private readonly sticky = new Map<string, string>();
+  private readonly submitting = new Map<string, Promise<SubmitResult>>();
+  /** Smoothed service time per spoke, ms (for Retry-After on QUEUE_FULL). */
+  private readonly serviceMs = new Map<string, number>();
+  private closing = false;
+  private readonly unsubscribeRegistry: () => void;
+
+  constructor(deps: RouterDeps) {
+    this.registry = deps.registry;
+    this.store = deps.store;
+    this.bus = deps.bus;
+    this.config = deps.config;
+    this.policy = { policyId: deps.policyId, maxAgeMs: deps.config.ATTESTATION_MAX_AGE_MS };
+    this.log = deps.logger;
+    this.metrics = deps.metrics;
+    this.now = deps.now ?? Date.now;
+    this.unsubscribeRegistry = this.registry.onChange((replica) => this.pump(replica.spoke));
+  }
+
+  /** Gate verdict of one replica now. */
+  verdict(replica: Replica): GateVerdict {
+    return routingGate(gateInputOf(replica), this.now(), this.policy);
+  }
+
+  /** Routable replicas of a spoke. */
+  routableReplicas(spoke: string): Replica[] {
+    return this.registry.replicasOf(spoke).filter((replica) => this.verdict(replica).routable);
+  }
+
+  /** Requests in flight plus queued, for the status page and graceful shutdown. */
+  pendingCount(): number {
+    let queued = 0;
+    for (const queue of this.queues.values()) queued += queue.length;
+    return this.active.size + queued;
+  }
+
+  /** Accepts a request: gate, dedupe, target choice, admission (dispatch or queue) and the hub task record. */
+  submit(request: RouteRequest): Promise<SubmitResult> {
+    const key = `${callerKey(request.caller)}\u0000${request.message.messageId}`;
+    const inFlight = this.submitting.get(key);
+    if (inFlight !== undefined) {
+      return inFlight.then((result) => {
+        this.metrics?.deduplicated();
+        return { record: result.record, deduplicated: true };
+      });
+    }
+    const promise = this.submitOnce(request).finally(() => this.submitting.delete(key));
+    this.submitting.set(key, promise);
+    return promise;
+  }
+
+  private async submitOnce(request: RouteRequest): Promise<SubmitResult> {
+    if (this.closing)
+      throw new AppError('SPOKE_UNAVAILABLE', 'the hub is shutting down', { retryAfterSeconds: 1 });
+    const now = this.now();
+    if (request.caller.kind === 'spoke') this.gateCaller(request.caller);
+    const ownerKey = callerKey(request.caller);
+    const existingId = await this.store.findByMessageId(ownerKey, request.message.messageId, now);
+    if (existingId !== undefined) {
+      const existing = await this.store.getTask(existingId);
+      if (existing !== undefined) {
+        this.metrics?.deduplicated();
+        return { record: existing, deduplicated: true };
+      }
+    }
+    const continuation = await this.continuation(request, ownerKey);
+    const spoke = continuation?.spoke ?? this.resolveTarget(request);
+    const candidates = this.routableReplicas(spoke).filter(
+      (replica) => continuation === undefined || replica.key === continuation.replica,
+    );
+    if (candidates.length === 0) throw this.unroutable(spoke, continuation?.replica);
+    const queue = this.queueOf(spoke);
+    const contextId = request.message.contextId ?? continuation?.contextId ?? randomUUID();
+    const immediate = queue.length === 0 ? this.choose(candidates, contextId) : undefined;
+    if (immediate === undefined && queue.length >= this.config.QUEUE_LIMIT) {
+      const error = new AppError('QUEUE_FULL', `spoke ${spoke} is at capacity and its queue is full`, {
+        details: { spoke, queueLimit: this.config.QUEUE_LIMIT },
+        retryAfterSeconds: this.retryAfterSeconds(spoke, candidates),
+      });
+      this.metrics?.rejected(spoke, error.code);
+      throw error;
+    }
+    const record = this.newRecord(request, spoke, contextId, now);
+    await this.linkToParent(record, request.caller);
+    const delivery: Delivery = {
+      record,
+      spoke,
+      request,
+      pinnedReplica: continuation?.replica,
+      continuesSpokeTask: continuation?.spokeTaskId,
+      idleTimeoutMs: Math.min(this.idleTimeoutOf(request), Math.max(1, record.deadline - now)),
+      acceptedAt: now,
+      replica: undefined,
+      hop: undefined,
+      controller: undefined,
+      released: false,
+      settled: false,
+      attempts: 0,
+      lastEventAt: now,
+      totalTimer: undefined,
+      idleTimer: undefined,
+    };
+    this.active.set(record.id, delivery);
+    if (immediate !== undefined) {
+      immediate.outstanding += 1;
+      delivery.replica = immediate;
+    } else {
+      record.queuedAt = new Date(now).toISOString();
+      queue.push(delivery);
+      this.metrics?.setQueueDepth(spoke, queue.length);
+    }
+    delivery.totalTimer = setTimeout(
+      () => this.expire(delivery, 'total'),
+      Math.max(0, record.deadline - now),
+    );
+    await this.store.saveTask(record);
+    await this.store.rememberMessageId(
+      ownerKey,
+      request.message.messageId,
+      record.id,
+      now + this.config.DEDUPE_TTL_MS,
+    );
+    await this.appendEvent(record, { task: record.task }, false);
+    if (immediate !== undefined) void this.run(delivery, immediate);
+    return { record, deduplicated: false };
+  }
+
+  /** Waits until the task's stream ends (terminal or interrupted state) and returns the record. */
+  async settled(taskId: string, signal?: AbortSignal): Promise<HubTaskRecord> {
+    const record = await this.store.getTask(taskId);
+    if (record === undefined) throw new AppError('TASK_NOT_FOUND', `task ${taskId} not found`);
+    if (this.isFinal(record)) return record;
+    return new Promise<HubTaskRecord>((resolve, reject) => {
+      const onAbort = (): void => {
+        unsubscribe();
+        reject(new AppError('CANCELED', 'the caller went away'));
+      };
+      const unsubscribe = this.bus.subscribe(taskId, (entry) => {
+        if (!entry.final) return;
+        unsubscribe();
+        signal?.removeEventListener('abort', onAbort);
+        resolve(record);
+      });
+      if (signal?.aborted === true) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+      if (this.isFinal(record)) {
+        unsubscribe();
+        signal?.removeEventListener('abort', onAbort);
+        resolve(record);
+      }
+    });
+  }
+
+  /**
+   * The task's log entries after `afterSeq`, then live ones, until the entry that ends the stream. A replay
+   * that hits evicted events first yields the current task (metadata `agenthub/gap: true`).
+   */
+  async *follow(taskId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<TaskEventEntry> {
+    const buffered: TaskEventEntry[] = [];
+    let wake: (() => void) | undefined;
+    const unsubscribe = this.bus.subscribe(taskId, (entry) => {
+      buffered.push(entry);
+      wake?.();
+    });
+    const onAbort = (): void => wake?.();
+    signal?.addEventListener('abort', onAbort);
+    try {
+      const record = await this.store.getTask(taskId);
+      if (record === undefined) return;
+      const replay = await this.store.eventsAfter(taskId, afterSeq);
+      let last = afterSeq;
+      const first = replay.entries[0];
+      if (replay.gap && first !== undefined) {
+        yield {
+          taskId,
+          seq: first.seq - 1,
+          epoch: first.epoch,
+          event: { task: { ...record.task, metadata: { ...record.task.metadata, 'agenthub/gap': true } } },
+          final: false,
+        };
+      }
+      for (const entry of replay.entries) {
+        last = entry.seq;
+        yield entry;
+        if (entry.final) return;
+      }
+      if (replay.entries.length === 0 && this.isFinal(record)) return;
+      while (signal?.aborted !== true) {
+        const next = buffered.shift();
+        if (next === undefined) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        if (next.seq <= last) continue;
+        last = next.seq;
+        yield next;
+        if (next.final) return;
+      }
+    } finally {
+      unsubscribe();
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Cancels a hub task on behalf of its caller: queued → dropped; delivered → CancelTask to the spoke. */
+  async cancel(taskId: string, caller: CallerRef): Promise<HubTaskRecord> {
+    const record = await this.ownedTask(taskId, caller);
+    const state = record.task.status.state;
+    if (state === 'TASK_STATE_CANCELED') return record;
+    if (isTerminalState(state)) {
+      throw new AppError('TASK_NOT_CANCELABLE', `task ${taskId} is already ${state}`, { details: { state } });
+    }
+    const delivery = this.active.get(taskId);
+    const canceled = new AppError('CANCELED', 'canceled by the caller');
+    if (delivery === undefined) {
+      const hop = record.hops.at(-1);
+      const replica = hop === undefined ? undefined : this.registry.get(hop.replica);
+      if (hop?.spokeTaskId != null && replica?.session !== undefined) {
+        await this.cancelAtSpoke(replica, hop.spokeTaskId, record);
+      }
+      await this.finishRecord(record, 'TASK_STATE_CANCELED', canceled);
+      return record;
+    }
+    const queue = this.queueOf(delivery.spoke);
+    const queuedAt = queue.indexOf(delivery);
+    if (queuedAt >= 0) {
+      queue.splice(queuedAt, 1);
+      this.metrics?.setQueueDepth(delivery.spoke, queue.length);
+    } else if (delivery.replica !== undefined && delivery.hop?.spokeTaskId != null) {
+      await this.cancelAtSpoke(delivery.replica, delivery.hop.spokeTaskId, record);
+    }
+    if (!delivery.settled) await this.settle(delivery, 'TASK_STATE_CANCELED', canceled);
+    return record;
+  }
+
+  /** Serves one A2A method for `caller` (an HTTP client or a spoke on its link). */
+  async a2a(caller: CallerRef, method: string, params: unknown, signal?: AbortSignal): Promise<A2aOutcome> {
+    if (!isA2aMethod(method)) {
+      throw new AppError('METHOD_NOT_FOUND', `unknown method ${method}`, { details: { method } });
+    }
+    switch (method) {
+      case 'SendMessage': {
+        const parsed = parseA2aParams(method, params);
+        const { record } = await this.submit(this.routeRequest(caller, parsed));
+        if (parsed.configuration?.returnImmediately === true)
+          return { kind: 'result', result: { task: record.task } };
+        const done = await this.settled(record.id, signal);
+        if (done.failure !== null) throw failureError(done.failure);
+        return {
+          kind: 'result',
+          result: { task: taskView(done.task, parsed.configuration?.historyLength) },
+        };
+      }
+      case 'SendStreamingMessage': {
+        const parsed = parseA2aParams(method, params);
+        const { record } = await this.submit(this.routeRequest(caller, parsed));
+        return { kind: 'stream', taskId: record.id, entries: this.follow(record.id, 0, signal) };
+      }
+      case 'GetTask': {
+        const parsed = parseA2aParams(method, params);
+        const record = await this.ownedTask(parsed.id, caller);
+        return { kind: 'result', result: taskView(record.task, parsed.historyLength) };
+      }
+      case 'ListTasks': {
+        const parsed = parseA2aParams(method, params);
+        const pageSize = parsed.pageSize ?? 50;
+        const page = await this.store.listTasks({
+          callerKey: callerKey(caller),
+          contextId: parsed.contextId,
+          state: parsed.status,
+          pageSize,
+          pageToken: parsed.pageToken,
+        });
+        return {
+          kind: 'result',
+          result: {
+            tasks: page.tasks.map((record) =>
+              taskView(record.task, parsed.historyLength, parsed.includeArtifacts === true),
+            ),
+            nextPageToken: page.nextPageToken,
+            pageSize,
+            totalSize: page.totalSize,
+          },
+        };
+      }
+      case 'CancelTask': {
+        const parsed = parseA2aParams(method, params);
+        const record = await this.cancel(parsed.id, caller);
+        return { kind: 'result', result: record.task };
+      }
+      case 'SubscribeToTask': {
+        const parsed = parseA2aParams(method, params);
+        const record = await this.ownedTask(parsed.id, caller);
+        const afterSeq = this.afterSeqOf(parsed.metadata);
+        if (afterSeq === undefined) {
+          if (isTerminalState(record.task.status.state)) {
+            throw new AppError('UNSUPPORTED_OPERATION', `task ${parsed.id} is ${record.task.status.state}`, {
+              details: { state: record.task.status.state },
+            });
+          }
+          return { kind: 'stream', taskId: record.id, entries: this.subscribeFromNow(record, signal) };
+        }
+        return { kind: 'stream', taskId: record.id, entries: this.follow(record.id, afterSeq, signal) };
+      }
+      default:
+        return assertNever(method, 'A2A method');
+    }
+  }
+
+  /** The handler for requests a spoke sends up its link: the same A2A methods, as the requesting spoke. */
+  linkRequestHandler(
+    replica: Replica,
+  ): (
+    method: string,
+    params: unknown,
+    context: { signal: AbortSignal },
+  ) => Promise<unknown> | AsyncIterable<unknown> {
+    const caller: CallerRef = { kind: 'spoke', spoke: replica.spoke, replica: replica.key };
+    return (method, params, context) => {
+      if (method === 'SendStreamingMessage' || method === 'SubscribeToTask') {
+        return this.linkStream(caller, method, params, context.signal);
+      }
+      return this.a2a(caller, method, params, context.signal).then((outcome) => {
+        if (outcome.kind === 'result') return outcome.result;
+        throw new AppError('INTERNAL', `method ${method} produced a stream`);
+      });
+    };
+  }
+
+  /** Fails everything in flight and queued (shutdown). */
+  async close(reason: AppError): Promise<void> {
+    this.closing = true;
+    this.unsubscribeRegistry();
+    const pending = [...this.active.values()].filter((delivery) => !delivery.settled);
+    for (const queue of this.queues.values()) queue.length = 0;
+    await Promise.all(pending.map((delivery) => this.settle(delivery, 'TASK_STATE_FAILED', reason)));
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------------
+
+  private async *linkStream(
+    caller: CallerRef,
+    method: string,
+    params: unknown,
+    signal: AbortSignal,
+  ): AsyncGenerator<StreamResponse> {
+    const outcome = await this.a2a(caller, method, params, signal);
+    if (outcome.kind !== 'stream')
+      throw new AppError('INTERNAL', `method ${method} did not produce a stream`);
+    for await (const entry of outcome.entries) {
+      yield entry.event;
+      const failure = entryFailure(entry);
+      if (failure !== undefined) throw failure;
+    }
+  }
+
+  private async *subscribeFromNow(
+    record: HubTaskRecord,
+    signal?: AbortSignal,
+  ): AsyncGenerator<TaskEventEntry> {
+    const replay = await this.store.eventsAfter(record.id, 0);
+    const last = replay.entries.at(-1);
+    const seq = last?.seq ?? 0;
+    yield { taskId: record.id, seq, epoch: this.store.epoch, event: { task: record.task }, final: false };
+    yield* this.follow(record.id, seq, signal);
+  }
+
+  private afterSeqOf(metadata: Readonly<Record<string, unknown>> | undefined): number | undefined {
+    const value = metadata?.[META.afterSeq];
+    if (value === undefined) return undefined;
+    const seq = typeof value === 'string' ? Number(value) : value;
+    if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 0) {
+      throw new AppError('BAD_REQUEST', `metadata.${META.afterSeq} must be a non-negative integer`, {
+        details: { field: `metadata.${META.afterSeq}` },
+      });
+    }
+    const epoch = metadata?.[META.epoch];
+    return epoch !== undefined && epoch !== this.store.epoch ? 0 : seq;
+  }
+
+  private routeRequest(caller: CallerRef, params: SendMessageParams): RouteRequest {
+    const skill = params.metadata?.[META.skill] ?? params.message.metadata?.[META.skill];
+    return {
+      caller,
+      tenant: params.tenant,
+      skill: typeof skill === 'string' ? skill : undefined,
+      message: params.message,
+      configuration: params.configuration,
+      metadata: params.metadata,
+    };
+  }
+
+  private gateCaller(caller: Extract<CallerRef, { kind: 'spoke' }>): void {
+    const replica = this.registry.get(caller.replica);
+    const verdict: GateVerdict =
+      replica === undefined ? { routable: false, reason: 'disconnected' } : this.verdict(replica);
+    if (!verdict.routable) {
+      this.metrics?.rejected(caller.spoke, 'SPOKE_UNATTESTED');
+      throw new AppError(
+        'SPOKE_UNATTESTED',
+        `requesting spoke ${caller.spoke} is not attested (${verdict.reason})`,
+        {
+          details: { spoke: caller.spoke, role: 'caller', reason: verdict.reason },
+          retryAfterSeconds: Math.ceil(this.config.REATTEST_INTERVAL_MS / 1000),
+        },
+      );
+    }
+  }
+
+  private resolveTarget(request: RouteRequest): string {
+    if (request.tenant !== undefined) {
+      if (!this.registry.hasSpoke(request.tenant)) {
+        throw new AppError('NOT_FOUND', `no spoke named ${request.tenant}`, {
+          details: { tenant: request.tenant, spokes: this.registry.spokeNames() },
+        });
+      }
+      return request.tenant;
+    }
+    if (request.skill !== undefined) {
+      const spokes = this.registry.spokesWithSkill(request.skill);
+      const routable = spokes.find((spoke) => this.routableReplicas(spoke).length > 0);
+      const chosen = routable ?? spokes[0];
+      if (chosen === undefined) {
+        throw new AppError('NOT_FOUND', `no spoke declares skill ${request.skill}`, {
+          details: { skill: request.skill },
+        });
+      }
+      return chosen;
+    }
+    throw new AppError('BAD_REQUEST', 'params.tenant (the spoke) or metadata skill id is required', {
+      details: { field: 'params.tenant' },
+    });
+  }
+
+  /** A message with `taskId` continues an interrupted hub task on the same replica. */
+  private async continuation(
+    request: RouteRequest,
+    ownerKey: string,
+  ): Promise<{ spoke: string; replica: string; spokeTaskId: string; contextId: string } | undefined> {
+    const taskId = request.message.taskId;
+    if (taskId === undefined) return undefined;
+    const record = await this.store.getTask(taskId);
+    if (record === undefined || record.callerKey !== ownerKey) {
+      throw new AppError('TASK_NOT_FOUND', `task ${taskId} not found`, { details: { taskId } });
+    }
+    if (isTerminalState(record.task.status.state) || this.active.has(taskId)) {
+      throw new AppError('UNSUPPORTED_OPERATION', `task ${taskId} does not accept messages now`, {
+        details: { taskId, state: record.task.status.state },
+      });
+    }
+    if (request.message.contextId !== undefined && request.message.contextId !== record.contextId) {
+      throw new AppError('BAD_REQUEST', 'message.contextId does not match the task', {
+        details: { field: 'message.contextId' },
+      });
+    }
+    const hop = record.hops.at(-1);
+    if (hop === undefined || hop.spokeTaskId === null) {
+      throw new AppError('UNSUPPORTED_OPERATION', `task ${taskId} has no spoke task to continue`);
+    }
+    return {
+      spoke: record.target,
+      replica: hop.replica,
+      spokeTaskId: hop.spokeTaskId,
+      contextId: record.contextId,
+    };
+  }
+
+  private unroutable(spoke: string, onlyReplica?: string): AppError {
+    const replicas = this.registry
+      .replicasOf(spoke)
+      .filter((replica) => onlyReplica === undefined || replica.key === onlyReplica);
+    const reasons = replicas.map(
+      (replica): { replica: string; status: string; reason: GateReason | 'full' } => {
+        const verdict = this.verdict(replica);
+        return {
+          replica: replica.key,
+          status: replicaStatus(replica),
+          reason: verdict.routable ? 'full' : verdict.reason,
+        };
+      },
+    );
+    const unattested = reasons.some(
+      (entry) =>
+        entry.reason !== 'full' && isAttestationReason(entry.reason) && entry.status !== 'disconnected',
+    );
+    const error = unattested
+      ? new AppError('SPOKE_UNATTESTED', `spoke ${spoke} is not attested`, {
+          details: { spoke, replicas: reasons },
+          retryAfterSeconds: Math.ceil(this.config.REATTEST_INTERVAL_MS / 1000),
+        })
+      : new AppError('SPOKE_UNAVAILABLE', `spoke ${spoke} has no reachable replica`, {
+          details: { spoke, replicas: reasons },
+          retryAfterSeconds: 5,
+        });
+    this.metrics?.rejected(spoke, error.code);
+    return error;
+  }
+
+  /** Least outstanding (relative to capacity) among replicas with a free slot; sticky by contextId. */
+  private choose(candidates: readonly Replica[], contextId: string): Replica | undefined {
+    const withRoom = candidates.filter((replica) => replica.outstanding < replica.load.capacity);
+    if (withRoom.length === 0) return undefined;
+    const stickyKey = this.sticky.get(contextId);
+    let chosen = stickyKey === undefined ? undefined : withRoom.find((replica) => replica.key === stickyKey);
+    if (chosen === undefined) {
+      for (const replica of withRoom) {
+        if (
+          chosen === undefined ||
+          replica.outstanding / replica.load.capacity < chosen.outstanding / chosen.load.capacity ||
+          (replica.outstanding / replica.load.capacity === chosen.outstanding / chosen.load.capacity &&
+            replica.outstanding < chosen.outstanding)
+        ) {
+          chosen = replica;
+        }
+      }
+    }
+    if (chosen !== undefined && stickyKey !== chosen.key) {
+      if (this.sticky.size >= STICKY_LIMIT) {
+        const oldest = this.sticky.keys().next().value;
+        if (oldest !== undefined) this.sticky.delete(oldest);
+      }
+      this.sticky.set(contextId, chosen.key);
+    }
+    return chosen;
+  }
+
+  private queueOf(spoke: string): Delivery[] {
+    let queue = this.queues.get(spoke);
+    if (queue === undefined) {
+      queue = [];
+      this.queues.set(spoke, queue);
+    }
+    return queue;
+  }
+
+  /** Dispatches queued requests while a routable replica has room; fails them all if none is routable. */
+  private pump(spoke: string): void {
+    const queue = this.queues.get(spoke);
+    if (queue === undefined || queue.length === 0) return;
+    while (queue.length > 0) {
+      const head = queue[0];
+      if (head === undefined) break;
+      const candidates = this.routableReplicas(spoke).filter(
+        (replica) => head.pinnedReplica === undefined || replica.key === head.pinnedReplica,
+      );
+      if (candidates.length === 0) {
+        queue.shift();
+        void this.settle(head, 'TASK_STATE_FAILED', this.unroutable(spoke, head.pinnedReplica));
+        continue;
+      }
+      const chosen = this.choose(candidates, head.record.contextId);
+      if (chosen === undefined) break;
+      queue.shift();
+      chosen.outstanding += 1;
+      head.replica = chosen;
+      void this.run(head, chosen);
+    }
+    this.metrics?.setQueueDepth(spoke, queue.length);
+  }
+
+  private retryAfterSeconds(spoke: string, candidates: readonly Replica[]): number {
+    const capacity = candidates.reduce((sum, replica) => sum + replica.load.capacity, 0);
+    const serviceMs = this.serviceMs.get(spoke) ?? 1000;
+    const queued = this.queueOf(spoke).length;
+    return Math.max(1, Math.ceil((serviceMs * (queued + 1)) / Math.max(1, capacity) / 1000));
+  }
+
+  private idleTimeoutOf(request: RouteRequest): number {
+    const value = request.metadata?.[META.idleTimeoutMs];
+    return typeof value === 'number' && Number.isFinite(value) && value > 0
+      ? Math.min(value, this.config.IDLE_TIMEOUT_MS * 10)
+      : this.config.IDLE_TIMEOUT_MS;
+  }
+
+  private newRecord(request: RouteRequest, spoke: string, contextId: string, now: number): HubTaskRecord {
+    const id = randomUUID();
+    const requested = request.metadata?.[META.deadline];
+    const deadline =
+      typeof requested === 'number' && Number.isFinite(requested) && requested > now
+        ? Math.min(requested, now + this.config.DEFAULT_DEADLINE_MS * 10)
+        : now + this.config.DEFAULT_DEADLINE_MS;
+    const incomingTrace = request.metadata?.[META.traceparent];
+    const match = typeof incomingTrace === 'string' ? TRACEPARENT.exec(incomingTrace) : null;
+    const traceId = match?.[1] ?? randomBytes(16).toString('hex');
+    const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    const createdAt = new Date(now).toISOString();
+    const message: Message = { ...request.message, contextId, taskId: id };
+    return {
+      id,
+      contextId,
+      caller: request.caller,
+      callerKey: callerKey(request.caller),
+      messageId: request.message.messageId,
+      target: spoke,
+      skill: request.skill ?? null,
+      traceId,
+      traceparent,
+      parentTaskId: null,
+      childTaskIds: [],
+      createdAt,
+      queuedAt: null,
+      finishedAt: null,
+      deadline,
+      hops: [],
+      task: {
+        id,
+        contextId,
+        status: { state: 'TASK_STATE_SUBMITTED', timestamp: createdAt },
+        history: [message],
+        metadata: { [META.deadline]: deadline, [META.traceparent]: traceparent, 'agenthub/target': spoke },
+      },
+      failure: null,
+    };
+  }
+
+  /** Links a spoke's sub-request to the hub task that spoke is working on (same trace id). */
+  private async linkToParent(record: HubTaskRecord, caller: CallerRef): Promise<void> {
+    if (caller.kind !== 'spoke') return;
+    const parent = await this.store.findOpenTaskByTrace(record.traceId, caller.spoke);
+    if (parent === undefined) return;
+    record.parentTaskId = parent.id;
+    parent.childTaskIds.push(record.id);
+    await this.store.saveTask(parent);
+  }
+
+  private outgoingParams(delivery: Delivery, hop: HopRecord): SendMessageParams {
+    const { request, record } = delivery;
+    const callerName = request.caller.kind === 'spoke' ? request.caller.spoke : 'client';
+    const message: Message = { ...request.message, contextId: record.contextId };
+    if (delivery.continuesSpokeTask !== undefined) message.taskId = delivery.continuesSpokeTask;
+    else delete message.taskId;
+    return {
+      message,
+      ...(request.configuration === undefined ? {} : { configuration: request.configuration }),
+      metadata: {
+        ...request.metadata,
+        [META.deadline]: record.deadline,
+        [META.idleTimeoutMs]: delivery.idleTimeoutMs,
+        [META.traceparent]: record.traceparent,
+        [META.caller]: callerName,
+        'agenthub/hubTaskId': record.id,
+        'agenthub/attempt': hop.attempt,
+        ...(request.skill === undefined ? {} : { [META.skill]: request.skill }),
+      },
+    };
+  }
+
+  /** Delivers to one replica and turns the spoke's stream into the hub task's events. */
+  private async run(delivery: Delivery, replica: Replica): Promise<void> {
+    const { record } = delivery;
+    if (delivery.settled) {
+      this.release(delivery);
+      return;
+    }
+    delivery.attempts += 1;
+    delivery.released = false;
+    const now = this.now();
+    const attestation = replica.attestation;
+    const hop: HopRecord = {
+      from: record.caller.kind === 'spoke' ? record.caller.spoke : 'client',
+      to: delivery.spoke,
+      replica: replica.key,
+      attestation: {
+        status: replicaStatus(replica),
+        attestedAt: attestation === undefined ? null : new Date(attestation.attestedAt).toISOString(),
+        policyId: attestation?.policyId ?? this.policy.policyId,
+      },
+      attempt: delivery.attempts,
+      dispatchedAt: new Date(now).toISOString(),
+      spokeTaskId: delivery.continuesSpokeTask ?? null,
+      firstEventAt: null,
+      finishedAt: null,
+      outcome: null,
+    };
+    record.hops.push(hop);
+    delivery.hop = hop;
+    delivery.lastEventAt = now;
+    const controller = new AbortController();
+    delivery.controller = controller;
+    this.armIdle(delivery);
+    let received = 0;
+    try {
+      const channel = replica.session?.channel;
+      if (channel === undefined || channel.closed) {
+        throw new AppError('SPOKE_UNAVAILABLE', `replica ${replica.key} has no open link`);
+      }
+      const stream = channel.stream('SendStreamingMessage', this.outgoingParams(delivery, hop), {
+        signal: controller.signal,
+      });
+      for await (const item of stream) {
+        if (delivery.settled) {
+          this.metrics?.late();
+          continue;
+        }
+        received += 1;
+        await this.onSpokeEvent(delivery, hop, item);
+      }
+      if (!delivery.settled) {
+        await this.settle(
+          delivery,
+          'TASK_STATE_FAILED',
+          new AppError('UPSTREAM_ERROR', `spoke ${delivery.spoke} ended the stream without a final state`),
+        );
+      }
+    } catch (error) {
+      if (delivery.settled) {
+        if (!controller.signal.aborted) this.metrics?.late();
+        return;
+      }
+      const appError = toAppError(error, 'UPSTREAM_ERROR');
+      if (appError.code === 'SPOKE_UNAVAILABLE' && received === 0 && delivery.attempts < 2) {
+        const retried = this.retryElsewhere(delivery, replica);
+        if (retried) return;
+      }
+      hop.outcome = appError.code;
+      await this.settle(delivery, 'TASK_STATE_FAILED', appError);
+    } finally {
+      this.release(delivery, replica);
+    }
+  }
+
+  /** At-least-once: a request the replica never acknowledged goes to another routable replica once. */
+  private retryElsewhere(delivery: Delivery, failed: Replica): boolean {
+    if (delivery.pinnedReplica !== undefined || this.now() >= delivery.record.deadline) return false;
+    const others = this.routableReplicas(delivery.spoke).filter((replica) => replica.key !== failed.key);
+    const next = this.choose(others, delivery.record.contextId);
+    if (next === undefined) return false;
+    if (delivery.hop !== undefined) delivery.hop.outcome = 'SPOKE_UNAVAILABLE';
+    this.release(delivery, failed);
+    clearTimeout(delivery.idleTimer);
+    next.outstanding += 1;
+    delivery.replica = next;
+    this.log.warn(
+      { taskId: delivery.record.id, from: failed.key, to: next.key },
+      'retrying on another replica',
+    );
+    void this.run(delivery, next);
+    return true;
+  }
+
+  private release(delivery: Delivery, replica: Replica | undefined = delivery.replica): void {
+    if (delivery.released || replica === undefined) return;
+    delivery.released = true;
+    replica.outstanding = Math.max(0, replica.outstanding - 1);
+    this.pump(delivery.spoke);
+  }
+
+  private armIdle(delivery: Delivery): void {
+    clearTimeout(delivery.idleTimer);
+    const check = (): void => {
+      if (delivery.settled) return;
+      const silentFor = this.now() - delivery.lastEventAt;
+      if (silentFor >= delivery.idleTimeoutMs) this.expire(delivery, 'idle');
+      else delivery.idleTimer = setTimeout(check, delivery.idleTimeoutMs - silentFor);
+    };
+    delivery.idleTimer = setTimeout(check, delivery.idleTimeoutMs);
+  }
+
+  /** Deadline passed: CancelTask to the spoke, DEADLINE_EXCEEDED to the caller, later events dropped. */
+  private expire(delivery: Delivery, which: 'idle' | 'total'): void {
+    if (delivery.settled) return;
+    const { record } = delivery;
+    const queue = this.queueOf(delivery.spoke);
+    const queuedAt = queue.indexOf(delivery);
+    if (queuedAt >= 0) {
+      queue.splice(queuedAt, 1);
+      this.metrics?.setQueueDepth(delivery.spoke, queue.length);
+    }
+    const waitedMs = this.now() - delivery.acceptedAt;
+    const error = new AppError(
+      'DEADLINE_EXCEEDED',
+      which === 'idle'
+        ? `spoke ${delivery.spoke} sent nothing for ${delivery.idleTimeoutMs} ms`
+        : `deadline passed after ${waitedMs} ms${queuedAt >= 0 ? ' while queued' : ''}`,
+      {
+        details: { timeout: which, spoke: delivery.spoke, waitedMs, queued: queuedAt >= 0 },
+        retryAfterSeconds: 1,
+      },
+    );
+    const replica = delivery.replica;
+    const spokeTaskId = delivery.hop?.spokeTaskId;
+    if (queuedAt < 0 && replica !== undefined && spokeTaskId != null) {
+      void this.cancelAtSpoke(replica, spokeTaskId, record);
+    }
+    void this.settle(delivery, 'TASK_STATE_FAILED', error);
+  }
+
+  private async cancelAtSpoke(replica: Replica, spokeTaskId: string, record: HubTaskRecord): Promise<void> {
+    const channel = replica.session?.channel;
+    if (channel === undefined || channel.closed) return;
+    try {
+      await channel.request('CancelTask', { id: spokeTaskId }, { timeoutMs: CANCEL_TIMEOUT_MS });
+    } catch (error) {
+      this.log.warn(
+        { taskId: record.id, spokeTaskId, replica: replica.key, err: toAppError(error).message },
+        'CancelTask at the spoke failed',
+      );
+    }
+  }
+
+  private async onSpokeEvent(delivery: Delivery, hop: HopRecord, item: unknown): Promise<void> {
+    const parsed = StreamResponseSchema.safeParse(item);
+    if (!parsed.success) {
+      await this.settle(
+        delivery,
+        'TASK_STATE_FAILED',
+        new AppError('UPSTREAM_ERROR', `spoke ${delivery.spoke} sent an invalid stream event`),
+      );
+      return;
+    }
+    const now = this.now();
+    delivery.lastEventAt = now;
+    hop.firstEventAt ??= new Date(now).toISOString();
+    const { record } = delivery;
+    const event = parsed.data;
+    let outgoing: StreamResponse;
+    if ('task' in event) {
+      hop.spokeTaskId ??= event.task.id;
+      record.task = {
+        ...record.task,
+        status: event.task.status,
+        ...(event.task.artifacts === undefined ? {} : { artifacts: event.task.artifacts }),
+      };
+      outgoing = { task: record.task };
+    } else if ('statusUpdate' in event) {
+      hop.spokeTaskId ??= event.statusUpdate.taskId;
+      this.applyStatus(record, event.statusUpdate.status);
+      outgoing = {
+        statusUpdate: {
+          taskId: record.id,
+          contextId: record.contextId,
+          status: event.statusUpdate.status,
+          ...(event.statusUpdate.metadata === undefined ? {} : { metadata: event.statusUpdate.metadata }),
+        },
+      };
+    } else if ('artifactUpdate' in event) {
+      hop.spokeTaskId ??= event.artifactUpdate.taskId;
+      record.task.artifacts = mergeArtifact(
+        record.task.artifacts ?? [],
+        event.artifactUpdate.artifact,
+        event.artifactUpdate.append === true,
+      );
+      outgoing = {
+        artifactUpdate: { ...event.artifactUpdate, taskId: record.id, contextId: record.contextId },
+      };
+    } else {
+      const message: Message = { ...event.message, taskId: record.id, contextId: record.contextId };
+      this.applyStatus(record, {
+        state: 'TASK_STATE_COMPLETED',
+        message,
+        timestamp: new Date(now).toISOString(),
+      });
+      outgoing = { message };
+    }
+    const state = record.task.status.state;
+    const final = 'message' in outgoing || endsStream(state);
+    if (final) await this.settle(delivery, state, undefined, outgoing);
+    else await this.appendEvent(record, outgoing, false);
+  }
+
+  private applyStatus(record: HubTaskRecord, status: TaskStatus): void {
+    record.task.status = status;
+    if (status.message !== undefined) (record.task.history ??= []).push(status.message);
+  }
+
+  /**
+   * Ends a delivery once: stops timers and the stream, records the outcome, appends the final event (the
+   * spoke's, or a status event carrying the hub error) and counts it.
+   */
+  private async settle(
+    delivery: Delivery,
+    state: TaskState,
+    error?: AppError,
+    finalEvent?: StreamResponse,
+  ): Promise<void> {
+    if (delivery.settled) return;
+    delivery.settled = true;
+    clearTimeout(delivery.idleTimer);
+    clearTimeout(delivery.totalTimer);
+    this.active.delete(delivery.record.id);
+    if (error !== undefined) delivery.controller?.abort();
+    const now = this.now();
+    if (delivery.hop !== undefined) {
+      delivery.hop.finishedAt = new Date(now).toISOString();
+      delivery.hop.outcome ??= error?.code ?? state;
+    }
+    const seconds = (now - delivery.acceptedAt) / 1000;
+    const interrupted = !isTerminalState(state);
+    if (error === undefined && !interrupted) {
+      this.serviceMs.set(
+        delivery.spoke,
+        0.8 * (this.serviceMs.get(delivery.spoke) ?? seconds * 1000) + 0.2 * seconds * 1000,
+      );
+    }
+    this.metrics?.routed(
+      delivery.spoke,
+      error?.code ?? (interrupted ? 'interrupted' : outcomeOf(state)),
+      seconds,
+    );
+    if (error !== undefined) {
+      this.log.info(
+        { taskId: delivery.record.id, traceparent: delivery.record.traceparent, code: error.code },
+        error.message,
+      );
+      await this.finishRecord(
+        delivery.record,
+        error.code === 'CANCELED' ? 'TASK_STATE_CANCELED' : state,
+        error,
+      );
+      return;
+    }
+    if (!interrupted) delivery.record.finishedAt = new Date(now).toISOString();
+    await this.store.saveTask(delivery.record);
+    await this.appendEvent(delivery.record, finalEvent ?? { task: delivery.record.task }, true);
+  }
+
+  /** Marks a record ended by a hub-side error or cancel and appends its final status event. */
+  private async finishRecord(record: HubTaskRecord, state: TaskState, error: AppError): Promise<void> {
+    const at = new Date(this.now()).toISOString();
+    const failure: TaskFailure = {
+      code: error.code,
+      message: error.message,
+      ...(error.details === undefined ? {} : { details: error.details }),
+      ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }),
+    };
+    const status: TaskStatus = {
+      state,
+      timestamp: at,
+      message: {
+        messageId: randomUUID(),
+        role: 'ROLE_AGENT',
+        taskId: record.id,
+        contextId: record.contextId,
+        parts: [{ text: error.message }],
+      },
+    };
+    record.failure = state === 'TASK_STATE_CANCELED' ? null : failure;
+    record.finishedAt = at;
+    this.applyStatus(record, status);
+    record.task.metadata = {
+      ...record.task.metadata,
+      [HUB_ERROR_META]: { code: error.code, message: error.message },
+    };
+    await this.store.saveTask(record);
+    await this.appendEvent(
+      record,
+      {
+        statusUpdate: {
+          taskId: record.id,
+          contextId: record.contextId,
+          status,
+          metadata: { [HUB_ERROR_META]: failure },
+        },
+      },
+      true,
+    );
+  }
+
+  private async appendEvent(record: HubTaskRecord, event: StreamResponse, final: boolean): Promise<void> {
+    const entry = await this.store.appendEvent(record.id, event, final);
+    this.bus.publish(entry);
+  }
+
+  private isFinal(record: HubTaskRecord): boolean {
+    return !this.active.has(record.id) && endsStream(record.task.status.state);
+  }
+
+  private async ownedTask(taskId: string, caller: CallerRef): Promise<HubTaskRecord> {
+    const record = await this.store.getTask(taskId);
+    // Tasks of other callers are reported as missing, never as forbidden (A2A AUTH-SCOPE).
+    if (record === undefined || record.callerKey !== callerKey(caller)) {
+      throw new AppError('TASK_NOT_FOUND', `task ${taskId} not found`, { details: { taskId } });
+    }
+    return record;
+  }
+}
+
+function outcomeOf(state: TaskState): string {
+  return state.replace('TASK_STATE_', '').toLowerCase();
+}
+
+function mergeArtifact(artifacts: readonly Artifact[], update: Artifact, append: boolean): Artifact[] {
+  const index = artifacts.findIndex((artifact) => artifact.artifactId === update.artifactId);
+  const existing = index >= 0 ? artifacts[index] : undefined;
+  if (existing === undefined) return [...artifacts, update];
+  const merged: Artifact = append ? { ...existing, parts: [...existing.parts, ...update.parts] } : update;
+  return artifacts.map((artifact, position) => (position === index ? merged : artifact));
+}
+
+/** The AppError a task failure stands for. */
+export function failureError(failure: TaskFailure): AppError {
+  return new AppError(failure.code, failure.message, {
+    ...(failure.details === undefined ? {} : { details: failure.details }),
+    ...(failure.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: failure.retryAfterSeconds }),
+  });
+}
+
+/** The hub error carried by a final status event, if any. */
+export function entryFailure(entry: TaskEventEntry): AppError | undefined {
+  if (!entry.final || !('statusUpdate' in entry.event)) return undefined;
+  const failure = entry.event.statusUpdate.metadata?.[HUB_ERROR_META];
+  if (typeof failure !== 'object' || failure === null) return undefined;
+  const record = failure as Partial<TaskFailure>;
+  if (typeof record.code !== 'string' || typeof record.message !== 'string') return undefined;
+  if (record.code === 'CANCELED') return undefined;
+  return failureError(record as TaskFailure);
+}
+
+/** A hub task as `GET /v1/tasks/:id` shows it: the A2A task plus routing facts and child hops. */
+export function describeTask(
+  record: HubTaskRecord,
+  children: readonly HubTaskRecord[],
+): Record<string, unknown> {
+  return {
+    id: record.id,
+    contextId: record.contextId,
+    caller: record.caller,
+    target: record.target,
+    skill: record.skill,
+    traceparent: record.traceparent,
+    parentTaskId: record.parentTaskId,
+    createdAt: record.createdAt,
+    queuedAt: record.queuedAt,
+    finishedAt: record.finishedAt,
+    deadline: new Date(record.deadline).toISOString(),
+    state: record.task.status.state,
+    failure: record.failure,
+    hops: [
+      ...record.hops.map((hop) => ({ taskId: record.id, ...hop })),
+      ...children.flatMap((child) => child.hops.map((hop) => ({ taskId: child.id, ...hop }))),
+    ],
+    task: record.task satisfies Task,
+  };
+}
