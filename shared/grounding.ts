@@ -148,10 +148,10 @@ export function isQuotedNumberGrounded(quoted: QuotedNumber, facts: FactSet): bo
 }
 
 function sentenceAround(text: string, index: number): string {
-  const before = text.slice(0, index);
-  const start = Math.max(before.search(/[^.!?\n]*$/), 0);
-  const rest = text.slice(index);
-  const endMatch = /[.!?\n](?:\s|$)/.exec(rest);
+  // A sentence ends at . ! ? followed by whitespace, or at a newline; a decimal point is not an end.
+  let start = 0;
+  for (const boundary of text.slice(0, index).matchAll(/[.!?](?=\s)|\n/g)) start = boundary.index + 1;
+  const endMatch = /[.!?](?=\s|$)|\n/.exec(text.slice(index));
   const end = endMatch === null ? text.length : index + endMatch.index + 1;
   const sentence = text.slice(start, end).trim();
   return sentence.length > 240 ? `${sentence.slice(0, 237)}...` : sentence;

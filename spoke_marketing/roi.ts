@@ -68,6 +68,7 @@ export type GroupWithChange = GroupMetrics & { readonly change_vs_previous: Peri
 export type ChannelMetrics = {
   readonly channel: string;
   readonly share_of_spend: number | null;
+  readonly share_of_revenue: number | null;
 } & GroupWithChange;
 
 /** A campaign's metrics (a campaign name used in several channels is one campaign). */
@@ -219,6 +220,7 @@ export function computeCampaignRoi(
   const allPairs = Array.from({ length: accumulators.pairs }, (_, index) => index);
   const overall = withChange(accumulators, allPairs);
   const totalSpend = spendOfBlock(rollUp(accumulators, allPairs, 0));
+  const totalRevenue = overall.revenue === null ? 0 : Number(overall.revenue);
 
   const channels: ChannelMetrics[] = [];
   table.channels.forEach((channel, channelId) => {
@@ -226,7 +228,12 @@ export function computeCampaignRoi(
     const block = rollUp(accumulators, pairIds, 0);
     if (rowsOfBlock(block) === 0) return;
     const share = totalSpend > 0 ? roundTo(spendOfBlock(block) / totalSpend, 6) : null;
-    channels.push({ channel, share_of_spend: share, ...withChange(accumulators, pairIds) });
+    const metrics = withChange(accumulators, pairIds);
+    const revenueShare =
+      totalRevenue > 0 && metrics.revenue !== null
+        ? roundTo(Number(metrics.revenue) / totalRevenue, 6)
+        : null;
+    channels.push({ channel, share_of_spend: share, share_of_revenue: revenueShare, ...metrics });
   });
   const campaigns: CampaignMetrics[] = [];
   table.campaigns.forEach((campaign, campaignId) => {

@@ -1,0 +1,230 @@
+// The campaign-roi-analysis skill end to end with fakes: rows from data parts, CSV text or stored rows by
+// period; the no-LLM answer; a scripted LLM that misquotes once (regenerated) or always (flagged); cancel.
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import type { LlmClient, LlmUsage, StructuredRequest, StructuredResult } from '../../shared/llm_client.js';
+import type { SkillContext, SkillInput } from '../../shared/skill.js';
+import { parseCampaignCsv } from '../../spoke_marketing/campaign_rows.js';
+import { createCampaignRoiSkill, type CampaignRoiAnswer } from '../../spoke_marketing/roi_skill.js';
+
+const CSV = [
+  'campaign,channel,date,spend,impressions,clicks,leads,conversions,revenue,margin,new_customers',
+  'brand_search,search,2025-08-10,400.00,10000,400,60,20,1600.00,0.4,12',
+  'spring_promo,email,2025-08-10,50.00,20000,500,40,10,600.00,0.4,6',
+  'brand_search,search,2025-10-10,500.00,12000,600,90,30,2500.00,0.4,18',
+  'brand_search,search,2025-11-10,500.00,12000,540,80,27,2250.00,0.4,15',
+  'winter_news,email,2025-10-12,100.00,40000,1000,80,25,1500.00,0.4,14',
+  'retarget,display,2025-12-01,300.00,100000,300,10,6,420.00,0.4,3',
+].join('\n');
+
+const usage: LlmUsage = {
+  promptTokens: 120,
+  reusedPrefixTokens: 80,
+  completionTokens: 60,
+  timeToFirstTokenMs: 5,
+  totalMs: 50,
+  generationTokensPerSecond: 12,
+  attempts: 1,
+};
+
+function narrative(summary: string) {
+  return {
+    performance_summary: summary,
+    channel_analysis: [{ channel: 'search', assessment: 'Search led on ROAS.' }],
+    audience_insights: null,
+    roi_analysis: 'ROI is stated on the margin-adjusted basis.',
+    optimisation_recommendations: ['Shift budget from display to search.'],
+  };
+}
+
+function scriptedLlm(outputs: unknown[]): LlmClient & { prompts: string[] } {
+  const prompts: string[] = [];
+  return {
+    modelName: 'scripted-mistral',
+    prompts,
+    async generateStructured<T>(request: StructuredRequest<T>): Promise<StructuredResult<T>> {
+      prompts.push(request.prompt);
+      const next = outputs.shift();
+      if (next === undefined) throw new Error('script exhausted');
+      return { value: request.validate(next), rawText: JSON.stringify(next), usage };
+    },
+    async generateText() {
+      throw new Error('not scripted');
+    },
+    async embed() {
+      throw new Error('not scripted');
+    },
+    async close() {},
+  };
+}
+
+function input(text: string, data: unknown[] = []): SkillInput {
+  return { text, data, contextId: 'ctx-1', taskId: 'task-1', metadata: {} };
+}
+
+function context(
+  signal: AbortSignal = new AbortController().signal,
+): SkillContext & { progressed: string[] } {
+  const progressed: string[] = [];
+  return {
+    signal,
+    log: pino({ level: 'silent' }),
+    progressed,
+    progress: (message) => progressed.push(message),
+    callPeer: () => Promise.reject(new Error('no peers in this test')),
+  };
+}
+
+describe('campaign-roi-analysis skill', () => {
+  it('answers from a CSV data part without an LLM: metrics, null narrative with a reason, confidence', async () => {
+    const skill = createCampaignRoiSkill({ llm: null });
+    const result = await skill.handler(
+      input('Analyse Q4 2025 campaign performance', [{ csv: CSV }]),
+      context(),
+    );
+    const answer = result.data as CampaignRoiAnswer;
+    expect(answer.analysis_type).toBe('campaign_roi');
+    expect(answer.llm_analysis).toBeNull();
+    expect(answer.llm_unavailable_reason).toMatch(/no language model/);
+    expect(answer.collaboration_ready).toBe(true);
+    expect(answer.confidence_score).toBeGreaterThan(0);
+    expect(answer.confidence_score).toBeLessThanOrEqual(1);
+    expect(answer.confidence.components.grounding).toBeNull();
+    const metrics = answer.marketing_metrics;
+    expect(metrics.period).toMatchObject({ label: '2025-Q4', from: '2025-10-01', to: '2025-12-31' });
+    expect(metrics.row_counts).toEqual({ total: 6, analysed: 4, previous: 2, outside: 0 });
+    expect(metrics.overall.spend).toBe('1400.00');
+    expect(metrics.overall.revenue).toBe('6670.00');
+    expect(metrics.overall.roas).toBeCloseTo(6670 / 1400, 6);
+    // every row carries a margin → margin-adjusted ROI: (6670 × 0.4 − 1400) / 1400
+    expect(metrics.overall.roi).toMatchObject({
+      basis: 'margin_adjusted',
+      value: expect.closeTo((6670 * 0.4 - 1400) / 1400, 6),
+    });
+    expect(metrics.overall.change_vs_previous!.spend).toEqual({
+      previous: 450,
+      current: 1400,
+      change: 950,
+      relative_change: expect.closeTo(950 / 450, 6),
+    });
+    const display = metrics.channels.find((channel) => channel.channel === 'display')!;
+    expect(display.change_vs_previous).toBeNull();
+    expect(metrics.campaigns.map((campaign) => campaign.campaign).sort()).toEqual([
+      'brand_search',
+      'retarget',
+      'winter_news',
+    ]);
+    expect(result.text).toContain('Campaign ROI for 2025-Q4');
+    expect(result.metadata).toMatchObject({ rows_source: 'request', rows: 6, llm: null });
+  });
+
+  it('reads rows from a rows data part and CSV pasted into the text alike', async () => {
+    const skill = createCampaignRoiSkill({ llm: null });
+    const rows = CSV.split('\n')
+      .slice(1)
+      .map((line) => {
+        const [campaign, channel, date, spend, impressions, clicks, leads, conversions, revenue] =
+          line.split(',');
+        return {
+          campaign,
+          channel,
+          date,
+          spend,
+          impressions: Number(impressions),
+          clicks: Number(clicks),
+          leads,
+          conversions,
+          revenue,
+        };
+      });
+    const fromRows = (await skill.handler(input('', [{ rows, period: '2025-Q4' }]), context()))
+      .data as CampaignRoiAnswer;
+    const fromText = (await skill.handler(input(`Q4 2025 please\n${CSV}`), context()))
+      .data as CampaignRoiAnswer;
+    expect(fromRows.marketing_metrics.overall.spend).toBe('1400.00');
+    expect(fromText.marketing_metrics.overall.spend).toBe('1400.00');
+    expect(fromRows.marketing_metrics.overall.roi.basis).toBe('ad_spend_only');
+  });
+
+  it('loads stored rows for a named period, including the previous quarter for the comparison', async () => {
+    const loadStoredRows = vi.fn(async () => parseCampaignCsv(CSV));
+    const skill = createCampaignRoiSkill({ llm: null, loadStoredRows });
+    const result = await skill.handler(input('How did Q4 2025 go for ROI?'), context());
+    expect(loadStoredRows).toHaveBeenCalledWith({ from: '2025-07-01', to: '2025-12-31' });
+    expect((result.data as CampaignRoiAnswer).marketing_metrics.period.label).toBe('2025-Q4');
+    expect(result.metadata).toMatchObject({ rows_source: 'stored' });
+  });
+
+  it.each([
+    ['no rows and no period', input('How are we doing?'), {}],
+    ['a period but no stored data configured', input('', [{ period: '2025-Q4' }]), {}],
+  ])('refuses %s with VALIDATION_FAILED', async (_name, request) => {
+    const skill = createCampaignRoiSkill({ llm: null });
+    await expect(skill.handler(request, context())).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
+  it('names the row and field of a bad row', async () => {
+    const skill = createCampaignRoiSkill({ llm: null });
+    const rows = [
+      { campaign: 'a', channel: 'search', date: '2025-10-01', spend: '10', impressions: 100, clicks: 5 },
+      { campaign: 'a', channel: 'search', date: '2025-10-02', spend: '10', impressions: 100, clicks: 500 },
+    ];
+    await expect(skill.handler(input('', [{ rows }]), context())).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      details: { row: 2, field: 'clicks', value: 500 },
+    });
+  });
+
+  it('regenerates a narrative that quotes a wrong number and returns the grounded one', async () => {
+    const llm = scriptedLlm([
+      narrative('Q4 revenue was $9,999 at a ROAS of 7.1x.'),
+      narrative('Q4 revenue was $6,670 at a ROAS of 4.76x, with spend of $1.4k.'),
+    ]);
+    const skill = createCampaignRoiSkill({ llm });
+    const result = await skill.handler(input('Q4 2025 ROI', [{ csv: CSV }]), context());
+    const answer = result.data as CampaignRoiAnswer;
+    expect(answer.llm_analysis!.generations).toBe(2);
+    expect(answer.llm_analysis!.first_attempt_ungrounded.map((item) => item.number)).toEqual([
+      '$9,999',
+      '7.1x',
+    ]);
+    expect(answer.llm_analysis!.grounding).toEqual({ checked: 3, grounded: 3, ungrounded: [] });
+    expect(answer.collaboration_ready).toBe(true);
+    expect(answer.confidence.components.grounding).toBe(1);
+    expect(llm.prompts[1]).toContain('$9,999');
+    expect(result.metadata).toMatchObject({
+      llm: { model: 'scripted-mistral', generations: 2, prompt_tokens: 240, completion_tokens: 120 },
+    });
+    expect(result.text).toContain('$6,670');
+  });
+
+  it('flags a narrative that keeps lying and marks the answer not ready for collaboration', async () => {
+    const llm = scriptedLlm([narrative('ROAS was 9.1x.'), narrative('ROAS was 8.2x and CTR 93.3%.')]);
+    const skill = createCampaignRoiSkill({ llm });
+    const answer = (await skill.handler(input('', [{ csv: CSV }]), context())).data as CampaignRoiAnswer;
+    expect(answer.llm_analysis!.grounding.ungrounded).toEqual([
+      { section: 'performance_summary', text: 'ROAS was 8.2x and CTR 93.3%.', number: '8.2x' },
+      { section: 'performance_summary', text: 'ROAS was 8.2x and CTR 93.3%.', number: '93.3%' },
+    ]);
+    expect(answer.collaboration_ready).toBe(false);
+    expect(answer.confidence.components.grounding).toBe(0);
+  });
+
+  it('keeps the metrics and says why when the model output is invalid', async () => {
+    const llm = scriptedLlm([{ performance_summary: 'x'.repeat(5000) }]);
+    const skill = createCampaignRoiSkill({ llm });
+    const answer = (await skill.handler(input('', [{ csv: CSV }]), context())).data as CampaignRoiAnswer;
+    expect(answer.llm_analysis).toBeNull();
+    expect(answer.llm_unavailable_reason).toMatch(/failed to produce a valid narrative/);
+    expect(answer.marketing_metrics.overall.spend).toBe('1400.00');
+  });
+
+  it('stops with CANCELED when the signal is aborted', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const skill = createCampaignRoiSkill({ llm: null });
+    await expect(skill.handler(input('', [{ csv: CSV }]), context(controller.signal))).rejects.toMatchObject({
+      code: 'CANCELED',
+    });
+  });
+});
