@@ -526,7 +526,7 @@ export async function verifyAttestationResult(
   if (claims.exp - claims.iat > AR_LIFETIME_S) throw unauthorized('attestation result', 'claims.lifetime');
   if (claims.sid !== expected.sid) throw unauthorized('attestation result', 'ar.sid');
   const names = Object.keys(claims.submods);
-  const submod = claims.submods[spokeId];
+  const submod = Object.hasOwn(claims.submods, spokeId) ? claims.submods[spokeId] : undefined;
   if (names.length !== 1 || submod === undefined) throw unauthorized('attestation result', 'ar.submods');
   if (submod['ear.status'] !== 'affirming') throw unauthorized('attestation result', 'ar.status');
   const policyId = submod['ear.appraisal-policy-id'].slice('sha256:'.length);

@@ -86,6 +86,21 @@ const trustStoreFile = z
   })
   .strict();
 
+/**
+ * Checks the raw spoke names before zod copies the map: a `__proto__` key would otherwise vanish into the copy's
+ * prototype instead of being refused.
+ */
+function assertSpokeNames(json: unknown, what: string): void {
+  if (typeof json !== 'object' || json === null) return;
+  const spokes = (json as Record<string, unknown>).spokes;
+  if (typeof spokes !== 'object' || spokes === null) return;
+  for (const name of Object.keys(spokes)) {
+    if (!SPOKE_NAME_PATTERN.test(name)) {
+      throw new AppError('CONFIG_INVALID', `${what}: bad spoke name ${JSON.stringify(name)}`);
+    }
+  }
+}
+
 function configInvalid(message: string, details?: Record<string, unknown>): AppError {
   return new AppError('CONFIG_INVALID', `trust store: ${message}`, details === undefined ? {} : { details });
 }
@@ -96,6 +111,7 @@ function configInvalid(message: string, details?: Record<string, unknown>): AppE
  * Ed25519 signing key, a `kid` that is not the key's RFC 7638 thumbprint, or a `kid` used twice anywhere.
  */
 export function parseTrustStore(json: unknown): TrustStore {
+  assertSpokeNames(json, 'trust store');
   const parsed = trustStoreFile.safeParse(json);
   if (!parsed.success) {
     throw configInvalid(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
@@ -202,6 +218,7 @@ export function parseReferenceValues(text: string): ReferenceValues {
   } catch (cause) {
     throw new AppError('CONFIG_INVALID', 'reference values: not JSON', { cause });
   }
+  assertSpokeNames(json, 'reference values');
   const parsed = referenceFile.safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);

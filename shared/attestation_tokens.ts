@@ -205,8 +205,15 @@ export async function importSigningKey(privateJwk: JWK): Promise<SigningKey> {
   if (parsed.data.kid !== undefined && parsed.data.kid !== kid) {
     throw new AppError('CONFIG_INVALID', 'signing key kid is not its RFC 7638 thumbprint');
   }
-  const privateKey = (await importJWK({ kty, crv, x, d }, 'Ed25519', { extractable: false })) as CryptoKey;
-  const publicKey = (await importJWK(publicPart, 'Ed25519')) as CryptoKey;
+  let privateKey: CryptoKey;
+  let publicKey: CryptoKey;
+  try {
+    // WebCrypto itself refuses a private JWK whose x does not belong to d (DataError).
+    privateKey = (await importJWK({ kty, crv, x, d }, 'Ed25519', { extractable: false })) as CryptoKey;
+    publicKey = (await importJWK(publicPart, 'Ed25519')) as CryptoKey;
+  } catch (cause) {
+    throw new AppError('CONFIG_INVALID', 'signing key: not a usable Ed25519 key pair', { cause });
+  }
   const probe = new TextEncoder().encode('agenthub key probe');
   const signature = await crypto.subtle.sign('Ed25519', privateKey, probe);
   if (!(await crypto.subtle.verify('Ed25519', publicKey, signature, probe))) {
