@@ -1,0 +1,161 @@
+// Campaign rows at the boundary: row-numbered validation errors, exact money parsing, periods and calendars.
+import { describe, expect, it } from 'vitest';
+import {
+  findQuarterInText,
+  parseCampaignCsv,
+  parseCampaignRecords,
+  parseMoneyMicros,
+  parsePeriodLabel,
+  previousPeriod,
+  toCampaignTable,
+} from '../../spoke_marketing/campaign_rows.js';
+
+const HEADER = 'campaign,channel,date,spend,impressions,clicks,leads,conversions,revenue';
+
+describe('parseMoneyMicros', () => {
+  it.each([
+    ['0', 0],
+    ['12', 12_000_000],
+    ['1234.5', 1_234_500_000],
+    ['$1,234.50', 1_234_500_000],
+    ['0.000001', 1],
+    ['2058.0608', 2_058_060_800],
+    ['0.0000005', 0], // half a micro rounds to even
+    ['0.0000015', 2],
+    ['0.00000051', 1],
+  ])('%s → %i micros', (text, micros) => {
+    expect(parseMoneyMicros(text)).toBe(micros);
+  });
+
+  it.each([['1e5'], ['-3'], ['12,34'], ['abc'], ['1.2.3'], ['99999999999999']])('refuses %s', (text) => {
+    expect(parseMoneyMicros(text)).toBeNull();
+  });
+});
+
+describe('parseCampaignCsv', () => {
+  it('reads rows with header aliases, blanks as unreported and money exactly', () => {
+    const rows = parseCampaignCsv(
+      ['Campaign,Channel,Period,Cost,Clicks,Conversion Value,COGS', 'a,search,2025-Q4,"1,000.10",10,,5'].join(
+        '\n',
+      ),
+    );
+    expect(rows[0]).toMatchObject({
+      source: { kind: 'line', number: 2 },
+      period: { label: '2025-Q4', from: '2025-10-01', to: '2025-12-31' },
+      spendMicros: 1_000_100_000,
+      clicks: 10,
+      impressions: null,
+      revenueMicros: null,
+      costOfGoodsMicros: 5_000_000,
+    });
+  });
+
+  it.each([
+    ['a negative spend', 'a,search,2025-10-01,-5,100,10,1,1,10', 'spend', '-5'],
+    ['a non-numeric impression count', 'a,search,2025-10-01,5,lots,10,1,1,10', 'impressions', 'lots'],
+    ['fractional clicks', 'a,search,2025-10-01,5,100,10.5,1,1,10', 'clicks', '10.5'],
+    ['more clicks than impressions', 'a,search,2025-10-01,5,100,101,1,1,10', 'clicks', 101],
+    ['an impossible date', 'a,search,2025-02-30,5,100,10,1,1,10', 'date', '2025-02-30'],
+    ['a missing campaign', ',search,2025-10-01,5,100,10,1,1,10', 'campaign', ''],
+    ['a missing spend', 'a,search,2025-10-01,,100,10,1,1,10', 'spend', ''],
+    ['an exponent', 'a,search,2025-10-01,5,100,10,1,1,1e9', 'revenue', '1e9'],
+  ])('names the line and field of %s', (_name, line, field, value) => {
+    const csv = [HEADER, 'ok,search,2025-10-01,5,100,10,1,1,10', line].join('\n');
+    expect(() => parseCampaignCsv(csv, { source: 'q4.csv' })).toThrow(
+      expect.objectContaining({
+        code: 'VALIDATION_FAILED',
+        details: { line: 3, field, value },
+        message: expect.stringContaining('q4.csv line 3'),
+      }),
+    );
+  });
+
+  it('refuses a header without spend or a date/period column', () => {
+    expect(() => parseCampaignCsv('campaign,channel,date\na,b,2025-10-01')).toThrow(
+      expect.objectContaining({
+        code: 'VALIDATION_FAILED',
+        details: expect.objectContaining({ line: 1, field: 'spend' }),
+      }),
+    );
+    expect(() => parseCampaignCsv('campaign,channel,spend\na,b,1')).toThrow(
+      expect.objectContaining({
+        code: 'VALIDATION_FAILED',
+        details: expect.objectContaining({ line: 1, field: 'date' }),
+      }),
+    );
+  });
+
+  it('accepts conversions with fractions (data-driven attribution) and margins as percentages', () => {
+    const rows = parseCampaignRecords([
+      { campaign: 'a', channel: 's', date: '2025-10-01', spend: 5, conversions: 2.5, margin: '35%' },
+    ]);
+    expect(rows[0]).toMatchObject({ conversions: 2.5, margin: 0.35, spendMicros: 5_000_000 });
+  });
+
+  it.each([
+    [{ campaign: 'a', channel: 's', date: '2025-10-01', spend: 5, margin: 1.5 }, 'margin'],
+    [{ campaign: 'a', channel: 's', date: '2025-10-01', spend: 5, clicks: { n: 1 } }, 'clicks'],
+    [{ campaign: 'a', channel: 's', period: '2025-13', spend: 5 }, 'period'],
+    [{ campaign: 'a', channel: 's', date: '2025-10-01', spend: Number.POSITIVE_INFINITY }, 'spend'],
+  ])('names the row of a bad JSON row %#', (row, field) => {
+    expect(() =>
+      parseCampaignRecords([{ campaign: 'ok', channel: 's', date: '2025-10-01', spend: 1 }, row]),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'VALIDATION_FAILED',
+        details: expect.objectContaining({ row: 2, field }),
+      }),
+    );
+  });
+});
+
+describe('periods', () => {
+  it.each([
+    ['2025-Q4', { label: '2025-Q4', from: '2025-10-01', to: '2025-12-31' }],
+    ['Q1 2024', { label: '2024-Q1', from: '2024-01-01', to: '2024-03-31' }],
+    ['2024-02', { label: '2024-02', from: '2024-02-01', to: '2024-02-29' }],
+    ['2025-10-03', { label: '2025-10-03', from: '2025-10-03', to: '2025-10-03' }],
+    ['next week', null],
+  ])('parses %s', (text, expected) => {
+    expect(parsePeriodLabel(text)).toEqual(expected);
+  });
+
+  it.each([
+    ['2025-Q1', '2024-Q4'],
+    ['2025-Q4', '2025-Q3'],
+    ['2025-01', '2024-12'],
+  ])('the period before %s is %s', (label, previous) => {
+    expect(previousPeriod(parsePeriodLabel(label)!).label).toBe(previous);
+  });
+
+  it('the period before a date range is the same number of days just before it', () => {
+    expect(previousPeriod({ label: 'x', from: '2025-03-01', to: '2025-03-10' })).toEqual({
+      label: '2025-02-19..2025-02-28',
+      from: '2025-02-19',
+      to: '2025-02-28',
+    });
+  });
+
+  it('finds a quarter in free text', () => {
+    expect(findQuarterInText('finance asks for Q4 2025 campaign performance')?.label).toBe('2025-Q4');
+    expect(findQuarterInText('numbers for 2024 Q2 please')?.label).toBe('2024-Q2');
+    expect(findQuarterInText('last quarter')).toBeNull();
+  });
+});
+
+describe('toCampaignTable', () => {
+  it('stores missing cells as NaN and groups rows by (campaign, channel)', () => {
+    const table = toCampaignTable(
+      parseCampaignRecords([
+        { campaign: 'a', channel: 'search', date: '2025-10-01', spend: 1, clicks: 3 },
+        { campaign: 'a', channel: 'email', date: '2025-10-01', spend: 2 },
+        { campaign: 'a', channel: 'search', date: '2025-10-02', spend: 3 },
+      ]),
+    );
+    expect([...table.pair]).toEqual([0, 1, 0]);
+    expect(table.channels).toEqual(['search', 'email']);
+    expect(table.campaigns).toEqual(['a']);
+    expect(table.clicks[0]).toBe(3);
+    expect(Number.isNaN(table.clicks[1])).toBe(true);
+  });
+});
