@@ -49,6 +49,8 @@ export interface OpenDatabaseOptions {
   /** Service name (`hub`, `marketing`…), used in logs and in the data-directory lock. */
   readonly service: string;
   readonly log?: Logger;
+  /** PGlite only: load the pgvector extension (a queue-only instance does not need it). @defaultValue true */
+  readonly withVector?: boolean;
   /** Connections in this database's own pool. @defaultValue 8 */
   readonly poolMax?: number;
   /**
@@ -86,6 +88,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     service: options.service,
     poolMax: options.poolMax ?? DEFAULT_POOL_MAX,
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    withVector: options.withVector ?? true,
     log,
   });
 }
@@ -122,6 +125,7 @@ interface PgliteOpenPlan {
   readonly service: string;
   readonly poolMax: number;
   readonly maxConnections: number;
+  readonly withVector: boolean;
   readonly log: Logger;
 }
 
@@ -132,7 +136,10 @@ async function openPglite(plan: PgliteOpenPlan): Promise<Database> {
   let server: PGLiteSocketServer | undefined;
   try {
     const started = Date.now();
-    pglite = await PGlite.create({ dataDir: plan.dataDir, extensions: { vector } });
+    pglite = await PGlite.create({
+      dataDir: plan.dataDir,
+      ...(plan.withVector ? { extensions: { vector } } : {}),
+    });
     server = new PGLiteSocketServer({
       db: pglite,
       host: '127.0.0.1',
@@ -152,7 +159,7 @@ async function openPglite(plan: PgliteOpenPlan): Promise<Database> {
     const openedServer = server;
     return createDatabase({
       kind: 'pglite',
-      hasVector: true,
+      hasVector: plan.withVector,
       pool,
       connectionString,
       onClose: async () => {
