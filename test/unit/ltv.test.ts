@@ -46,6 +46,7 @@ describe.skipIf(!hasShared(SUMMARY) || !hasShared(WITH_MONEY))(
       withMoney = readCustomers(WITH_MONEY);
       bgNbd = fitBgNbd(customers, { timeUnit: 'week' });
       gammaGamma = fitGammaGamma(withMoney);
+      bgNbdOnMoneyFile = fitBgNbd(withMoney);
     });
 
     it('reads all 2,357 customers', () => {
