@@ -1,0 +1,225 @@
+// Chat routing: which spoke answers a person's free-text message. Explicit `@spoke` prefix, then a skill id,
+// then the conversation's spoke (multi-turn), then a deterministic intent match over the spokes' cards; an
+// ambiguous match yields a clarifying question (or asks an optional pluggable classifier) instead of a guess.
+import type { CardSkill } from '../shared/agent_card.js';
+import { AppError } from '../shared/errors.js';
+
+/** A spoke the chat may route to, with the card facts the intent match reads. */
+export interface ChatCandidate {
+  readonly spoke: string;
+  readonly description: string;
+  readonly skills: readonly CardSkill[];
+}
+
+/** An optional classifier (e.g. an LLM) consulted only when the deterministic match is ambiguous. */
+export interface ChatClassifier {
+  /** Returns the chosen spoke name, or null to fall back to a clarifying question. */
+  classify(
+    input: { readonly message: string; readonly candidates: readonly ChatCandidate[] },
+    signal?: AbortSignal,
+  ): Promise<{ readonly spoke: string } | null>;
+}
+
+/** Score of one spoke for a message. */
+export interface IntentScore {
+  readonly spoke: string;
+  readonly score: number;
+  /** The best-matching skill of that spoke. */
+  readonly skill: string | null;
+}
+
+/** Why a route was chosen. */
+export type ChatRouteReason = 'prefix' | 'skill' | 'conversation' | 'intent' | 'classifier';
+
+/** The chat router's decision. */
+export type ChatRoute =
+  | {
+      readonly kind: 'spoke';
+      readonly spoke: string;
+      readonly skill: string | null;
+      /** The message without the `@spoke` prefix. */
+      readonly text: string;
+      readonly reason: ChatRouteReason;
+    }
+  | {
+      readonly kind: 'ambiguous';
+      readonly candidates: readonly IntentScore[];
+      /** The clarifying question to send back. */
+      readonly question: string;
+    };
+
+/**
+ * Intent scoring, documented so operators can predict it:
+ * - the message and each card field are tokenised: lower case, split on anything but letters and digits,
+ *   tokens shorter than 2 characters and common English stop words dropped, then stemmed "lite" (one of the
+ *   suffixes -ing, -ed, -ies→y, -es, -s, -ly, -ment, -ation removed when at least 3 characters remain);
+ * - each distinct message token scores the highest weight of a field of the skill that contains it:
+ *   skill id, name or tags {@link WEIGHTS.strong} (3), description {@link WEIGHTS.description} (2), examples
+ *   {@link WEIGHTS.example} (1); a token equal to the spoke's own name scores 3 too;
+ * - a spoke's score is its best skill's score;
+ * - the best spoke wins only if its score is at least {@link MIN_SCORE} and beats the runner-up by at least
+ *   {@link MIN_MARGIN} (and by a quarter of its own score); otherwise the match is ambiguous.
+ */
+export const WEIGHTS = Object.freeze({ strong: 3, description: 2, example: 1 });
+/** Lowest score that can win. */
+export const MIN_SCORE = 3;
+/** Smallest lead over the runner-up that can win. */
+export const MIN_MARGIN = 2;
+
+const STOP_WORDS = new Set(
+  (
+    'a an and are as at be but by can could do does for from give had has have how i in into is it its me my of ' +
+    'on or our please should so than that the their them then there these this those to us was we what when ' +
+    'which who why will with would you your about tell show get let make need want like just some any all'
+  ).split(' '),
+);
+
+const SUFFIXES: ReadonlyArray<readonly [string, string]> = [
+  ['ation', ''],
+  ['ment', ''],
+  ['ing', ''],
+  ['ies', 'y'],
+  ['ed', ''],
+  ['es', ''],
+  ['ly', ''],
+  ['s', ''],
+];
+
+/** Stem-lite: strips one common suffix when at least 3 characters remain. */
+export function stem(word: string): string {
+  for (const [suffix, replacement] of SUFFIXES) {
+    if (word.endsWith(suffix) && word.length - suffix.length >= 3) {
+      return word.slice(0, word.length - suffix.length) + replacement;
+    }
+  }
+  return word;
+}
+
+/** Tokens of a text as the intent match sees them. */
+export function tokenize(text: string): string[] {
+  return text
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((token) => token.length >= 2 && !STOP_WORDS.has(token))
+    .map(stem);
+}
+
+function skillTokens(skill: CardSkill): {
+  strong: Set<string>;
+  description: Set<string>;
+  example: Set<string>;
+} {
+  return {
+    strong: new Set([...tokenize(skill.id), ...tokenize(skill.name), ...skill.tags.flatMap(tokenize)]),
+    description: new Set(tokenize(skill.description)),
+    example: new Set((skill.examples ?? []).flatMap(tokenize)),
+  };
+}
+
+/** Scores every candidate for `message`, best first (ties broken by spoke name for determinism). */
+export function scoreIntent(message: string, candidates: readonly ChatCandidate[]): IntentScore[] {
+  const tokens = [...new Set(tokenize(message))];
+  const scores = candidates.map((candidate): IntentScore => {
+    const own = stem(candidate.spoke);
+    let best = 0;
+    let bestSkill: string | null = null;
+    const skills = candidate.skills.length > 0 ? candidate.skills : [];
+    for (const skill of skills) {
+      const fields = skillTokens(skill);
+      let score = 0;
+      for (const token of tokens) {
+        if (token === own || fields.strong.has(token)) score += WEIGHTS.strong;
+        else if (fields.description.has(token)) score += WEIGHTS.description;
+        else if (fields.example.has(token)) score += WEIGHTS.example;
+      }
+      if (score > best) {
+        best = score;
+        bestSkill = skill.id;
+      }
+    }
+    if (skills.length === 0) best = tokens.includes(own) ? WEIGHTS.strong : 0;
+    return { spoke: candidate.spoke, score: best, skill: bestSkill };
+  });
+  return scores.sort((a, b) => b.score - a.score || a.spoke.localeCompare(b.spoke));
+}
+
+/** True when the best score wins clearly (see {@link WEIGHTS} for the rule). */
+export function isDecisive(scores: readonly IntentScore[]): boolean {
+  const best = scores[0];
+  if (best === undefined || best.score < MIN_SCORE) return false;
+  const runnerUp = scores[1]?.score ?? 0;
+  return best.score - runnerUp >= Math.max(MIN_MARGIN, Math.ceil(best.score / 4));
+}
+
+/** The question asked back when the target is ambiguous. */
+export function clarifyingQuestion(
+  candidates: readonly ChatCandidate[],
+  scores: readonly IntentScore[],
+): string {
+  const relevant = scores.filter((score) => score.score > 0);
+  const listed = (
+    relevant.length >= 2 ? relevant.map((score) => score.spoke) : candidates.map((c) => c.spoke)
+  ).map((name) => {
+    const candidate = candidates.find((c) => c.spoke === name);
+    return `@${name}${candidate === undefined || candidate.description === '' ? '' : ` (${candidate.description})`}`;
+  });
+  if (listed.length === 0) return 'No agent is available to answer right now. Please try again later.';
+  return `Which agent should answer this? ${listed.join(', ')}. Start your message with the agent's name, e.g. "${listed[0]?.split(' ')[0] ?? ''} …".`;
+}
+
+/** Inputs of {@link chooseChatRoute}. */
+export interface ChatRouteInput {
+  readonly message: string;
+  /** Every configured spoke (with its card facts when known). */
+  readonly candidates: readonly ChatCandidate[];
+  /** The spoke this conversation is with, when continuing one. */
+  readonly conversationSpoke?: string | null | undefined;
+  readonly classify?: ChatClassifier | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+const PREFIX = /^\s*@([a-z][a-z0-9-]{0,31})\b[\s,:]*/i;
+
+/** Decides which spoke answers a chat message. Throws NOT_FOUND for an `@name` that is no configured spoke. */
+export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute> {
+  const { message, candidates } = input;
+  const prefix = PREFIX.exec(message);
+  if (prefix?.[1] !== undefined) {
+    const name = prefix[1].toLowerCase();
+    if (!candidates.some((candidate) => candidate.spoke === name)) {
+      throw new AppError('NOT_FOUND', `no agent named @${name}`, {
+        details: { agents: candidates.map((candidate) => candidate.spoke) },
+      });
+    }
+    return {
+      kind: 'spoke',
+      spoke: name,
+      skill: null,
+      text: message.slice(prefix[0].length),
+      reason: 'prefix',
+    };
+  }
+  const firstWord = message.trim().split(/\s+/)[0]?.replace(/^[#/]/, '') ?? '';
+  for (const candidate of candidates) {
+    const skill = candidate.skills.find((entry) => entry.id === firstWord);
+    if (skill !== undefined) {
+      return { kind: 'spoke', spoke: candidate.spoke, skill: skill.id, text: message, reason: 'skill' };
+    }
+  }
+  const conversationSpoke = input.conversationSpoke;
+  if (conversationSpoke != null && candidates.some((candidate) => candidate.spoke === conversationSpoke)) {
+    return { kind: 'spoke', spoke: conversationSpoke, skill: null, text: message, reason: 'conversation' };
+  }
+  const scores = scoreIntent(message, candidates);
+  const best = scores[0];
+  if (best !== undefined && isDecisive(scores)) {
+    return { kind: 'spoke', spoke: best.spoke, skill: best.skill, text: message, reason: 'intent' };
+  }
+  if (input.classify !== undefined && candidates.length > 0) {
+    const choice = await input.classify.classify({ message, candidates }, input.signal);
+    if (choice !== null && candidates.some((candidate) => candidate.spoke === choice.spoke)) {
+      return { kind: 'spoke', spoke: choice.spoke, skill: null, text: message, reason: 'classifier' };
+    }
+  }
+  return { kind: 'ambiguous', candidates: scores, question: clarifyingQuestion(candidates, scores) };
+}

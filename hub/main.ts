@@ -1,0 +1,76 @@
+// The hub's composition root: the only place that reads process.env, loads key, trust store, reference values
+// and API key from files (the local-enrolment layout under AGENTHUB_STATE_DIR by default), listens, and handles
+// SIGINT/SIGTERM with a graceful close.
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { importSigningKey, parseReferenceValues, parseTrustStore, type JWK } from '../shared/attestation.js';
+import { AppError } from '../shared/errors.js';
+import { createLogger } from '../shared/log.js';
+import { startHub } from './app.js';
+import { loadHubConfig } from './config.js';
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new AppError('CONFIG_INVALID', `cannot read ${what} ${path}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}
+
+function parseJson(text: string, path: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new AppError('CONFIG_INVALID', `${what} ${path} is not JSON`, { cause });
+  }
+}
+
+async function main(): Promise<void> {
+  const config = loadHubConfig(process.env);
+  const log = createLogger('hub', config.LOG_LEVEL);
+  const stateDir = resolve(config.AGENTHUB_STATE_DIR);
+  // Default paths follow the local-enrolment layout (shared/enrolment.ts).
+  const hubKeyFile = resolve(config.HUB_KEY_FILE ?? join(stateDir, 'hub', 'hub-key.jwk'));
+  const trustStoreFile = resolve(config.TRUST_STORE_FILE ?? join(stateDir, 'hub', 'trust-store.json'));
+  const referenceValuesFile = resolve(
+    config.REFERENCE_VALUES_FILE ?? join(stateDir, 'hub', 'reference-values.json'),
+  );
+  const apiKey =
+    config.API_KEY ??
+    (await readText(resolve(config.API_KEY_FILE ?? join(stateDir, 'api-key')), 'API key file')).trim();
+  if (apiKey.length < 16)
+    throw new AppError('CONFIG_INVALID', 'the API key must have at least 16 characters');
+  const hubKey = await importSigningKey(
+    parseJson(await readText(hubKeyFile, 'hub key'), hubKeyFile, 'hub key') as JWK,
+  );
+  const trustStore = parseTrustStore(
+    parseJson(await readText(trustStoreFile, 'trust store'), trustStoreFile, 'trust store'),
+  );
+  const referenceValues = parseReferenceValues(await readText(referenceValuesFile, 'reference values'));
+
+  const hub = await startHub({ config, hubKey, trustStore, referenceValues, apiKey, logger: log });
+  log.info({ url: hub.url, port: hub.port, stateDir }, 'hub ready');
+  const stop = (signal: NodeJS.Signals): void => {
+    log.info({ signal }, 'shutting down');
+    hub
+      .close()
+      .then(() => {
+        log.flush();
+        process.exit(0);
+      })
+      .catch((error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        log.flush();
+        process.exit(1);
+      });
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`hub failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
