@@ -244,11 +244,14 @@ export class Router {
     return this.registry.replicasOf(spoke).filter((replica) => this.verdict(replica).routable);
   }
 
-  /** Requests in flight plus queued, for the status page and graceful shutdown. */
+  /** Requests accepted and not yet settled (in flight plus queued), for tests and graceful shutdown. */
   pendingCount(): number {
-    let queued = 0;
-    for (const queue of this.queues.values()) queued += queue.length;
-    return this.active.size + queued;
+    return this.active.size;
+  }
+
+  /** Requests waiting for a replica slot, per spoke. */
+  queuedCount(spoke: string): number {
+    return this.queues.get(spoke)?.length ?? 0;
   }
 
   /** Accepts a request: gate, dedupe, target choice, admission (dispatch or queue) and the hub task record. */
