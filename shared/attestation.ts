@@ -3,7 +3,7 @@
 // live in attestation_tokens.ts, policy files in attestation_policy.ts, the pre-parse gate in attestation_gate.ts; all
 // are re-exported here, so callers import from this file only.
 import { randomBytes } from 'node:crypto';
-import { SignJWT, createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { SignJWT, type JWK, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { AppError } from './errors.js';
 import { compareWithReference, type ReferenceValues, type TrustStore } from './attestation_policy.js';
@@ -25,6 +25,7 @@ import {
   epochInt,
   epochSeconds,
   gateAndVerify,
+  localKeySet,
   randomJti,
   reasonsFromZod,
   spokeIdOf,
@@ -273,7 +274,8 @@ export function createAppraiser(options: AppraiserOptions): Appraiser {
   const { trustStore, referenceValues } = options;
   const nonceTtlMs = options.nonceTtlMs ?? NONCE_TTL_MS;
   const keysets = new Map<string, JWTVerifyGetKey>();
-  for (const [name, spoke] of trustStore.spokes) keysets.set(name, createLocalJWKSet(spoke.jwks));
+  for (const [name, spoke] of trustStore.spokes)
+    keysets.set(name, localKeySet(spoke.jwks, `trust store keys of ${name}`));
   const nonces = new Map<string, NonceRecord>();
   // Consumed nonces are remembered until they would have expired, so a replay is told apart from a made-up nonce.
   const consumed = new Map<string, number>();
@@ -506,7 +508,7 @@ export async function verifyAttestationResult(
   now = new Date(),
 ): Promise<VerifiedAttestationResult> {
   const spokeId = spokeIdOf(expected.spokeName);
-  const verdict = await gateAndVerify(token, createLocalJWKSet(hubJwks), {
+  const verdict = await gateAndVerify(token, localKeySet(hubJwks, 'hub JWKS'), {
     typ: AR_TYP,
     issuer: HUB_ID,
     audience: HUB_ID,

@@ -16,7 +16,7 @@ import {
 import { z } from 'zod';
 import { AppError } from './errors.js';
 import { ED25519_COMPACT_JWS, TOKEN_HEADER_KEYS, joseReason, preParseGate } from './attestation_gate.js';
-import { SPOKE_NAME_PATTERN } from './attestation_policy.js';
+import { PRIVATE_JWK_MEMBERS, SPOKE_NAME_PATTERN } from './attestation_policy.js';
 
 /** The hub's SPIFFE-style identity: `aud` of evidence, `iss` of connect tokens and attestation results. */
 export const HUB_ID = 'spiffe://agenthub.internal/hub';
@@ -233,6 +233,26 @@ export function publicJwks(keys: readonly SigningKey[]): { keys: JWK[] } {
 
 // ------------------------------------------------------------------------------------------ shared verifying
 
+/**
+ * `createLocalJWKSet` that refuses a malformed key set, or one holding private or symmetric key members, with
+ * CONFIG_INVALID at creation instead of a jose error at the first lookup.
+ */
+export function localKeySet(jwks: { keys: JWK[] }, what: string): JWTVerifyGetKey {
+  // jose only refuses private members when a key is looked up; refuse them here, at start-up.
+  const keys: unknown = (jwks as { keys?: unknown } | null)?.keys;
+  if (
+    !Array.isArray(keys) ||
+    keys.some((k) => typeof k !== 'object' || k === null || PRIVATE_JWK_MEMBERS.some((m) => m in k))
+  ) {
+    throw new AppError('CONFIG_INVALID', `${what} must be {keys: [...]} of public keys only`);
+  }
+  try {
+    return createLocalJWKSet(jwks);
+  } catch (cause) {
+    throw new AppError('CONFIG_INVALID', `${what} is not a usable public JWKS`, { cause });
+  }
+}
+
 /** Outcome of a verification step: a value or reason codes. */
 export type Verdict<T> = { ok: true; value: T } | { ok: false; reasons: string[] };
 
@@ -357,7 +377,7 @@ export function createConnectTokenVerifier(
   spokeName: string,
 ): ConnectTokenVerifier {
   const audience = spokeIdOf(spokeName);
-  const keys = createLocalJWKSet(hubJwks);
+  const keys = localKeySet(hubJwks, 'hub JWKS');
   const seen = new Map<string, number>();
   return {
     async verify(token, now = new Date()) {

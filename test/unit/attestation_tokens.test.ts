@@ -58,6 +58,10 @@ async function rejection(
   return { code: appError.code, reason: appError.details?.reason, message: appError.message };
 }
 
+function affirmingResult(): AppraisalResult {
+  return { status: 'affirming', reasons: [], kid: spokeKey.kid, appraisedAt: NOW, policyId: POLICY };
+}
+
 describe('identities and keys', () => {
   it('builds spoke ids and refuses names outside ^[a-z][a-z0-9-]{0,31}$', () => {
     expect(spokeIdOf('marketing')).toBe('spiffe://agenthub.internal/spoke/marketing');
@@ -218,6 +222,17 @@ describe('hub → spoke connect tokens', () => {
     const outcomes = await Promise.allSettled([verifier.verify(token, at(1)), verifier.verify(token, at(1))]);
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     expect((await rejection(verifier.verify(token, at(2)))).reason).toBe('connect.replayed');
+  });
+
+  it('refuses a hub JWKS holding a private key with CONFIG_INVALID', async () => {
+    const privateJwks = { keys: [await generateSigningKeyJwk()] };
+    expect(() => createConnectTokenVerifier(privateJwks, 'marketing')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID' }),
+    );
+    const token = await signAttestationResult(hubKey, 'marketing', SID, affirmingResult(), POLICY, NOW);
+    await expect(
+      verifyAttestationResult(token, privateJwks, { spokeName: 'marketing', sid: SID }, NOW),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
   });
 
   it('refuses to sign for a bad spoke name or sid', async () => {
