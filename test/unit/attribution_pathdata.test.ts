@@ -39,6 +39,15 @@ describe.skipIf(!hasShared(PATH_DATA))('attribution on ChannelAttribution PathDa
     expect(credits.every((credit) => credit.conversions >= 0 && credit.value >= 0)).toBe(true);
   });
 
+  it('refuses time-decay on PathData, which has no touch timestamps, instead of inventing them', () => {
+    expect(() => attribute(paths, 'time-decay')).toThrow(
+      expect.objectContaining({
+        code: 'VALIDATION_FAILED',
+        message: expect.stringContaining('touch timestamps'),
+      }),
+    );
+  });
+
   it('solves P(conversion) from (start) exactly: 0.2238451356 = 19,785 / 88,387', () => {
     const details = markovAttribution(paths).details!;
     expect(details['conversionProbability']).toBeCloseTo(0.2238451356, 10);
