@@ -145,10 +145,10 @@ function sendHttpError(response: express.Response, error: AppError): void {
 function refuseUpgrade(socket: Duplex, status: number, statusText: string, error: AppError): void {
   if (socket.destroyed) return;
   const body = JSON.stringify(error.toJSON());
+  socket.once('finish', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
-  socket.destroy();
 }
 
 function bearerToken(request: IncomingMessage): string | undefined {

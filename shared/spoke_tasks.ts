@@ -93,7 +93,8 @@ interface TaskRecord {
   handlerSettled: Promise<void>;
   started: boolean;
   deadlineTimer: NodeJS.Timeout | undefined;
-  readonly messageId: string;
+  /** Dedupe key: the caller (metadata `META.caller`, set by the hub for spoke callers) and the messageId. */
+  readonly dedupeKey: string;
 }
 
 const DEFAULT_QUEUE_LIMIT = 16;
@@ -203,7 +204,7 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
 
   /** All remembered tasks in creation order (Map keeps insertion order; eviction takes the oldest finished). */
   const tasks = new Map<string, TaskRecord>();
-  const taskIdByMessageId = new Map<string, string>();
+  const taskIdByDedupeKey = new Map<string, string>();
   const queue: TaskRecord[] = [];
   let running = 0;
   let accepting = true;
@@ -371,7 +372,7 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
       if (tasks.size <= maxTasks) break;
       if (!isTerminalState(record.task.status.state)) continue;
       tasks.delete(taskId);
-      if (taskIdByMessageId.get(record.messageId) === taskId) taskIdByMessageId.delete(record.messageId);
+      if (taskIdByDedupeKey.get(record.dedupeKey) === taskId) taskIdByDedupeKey.delete(record.dedupeKey);
     }
   }
 
@@ -389,7 +390,8 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
 
   /** Creates a task for a new message, or returns the existing one for a repeated messageId. */
   function submit(params: SendMessageParams): { record: TaskRecord; created: boolean } {
-    const existingId = taskIdByMessageId.get(params.message.messageId);
+    const dedupeKey = dedupeKeyOf(params);
+    const existingId = taskIdByDedupeKey.get(dedupeKey);
     const existing = existingId === undefined ? undefined : tasks.get(existingId);
     if (existing !== undefined) return { record: existing, created: false };
     if (params.message.taskId !== undefined) {
@@ -442,10 +444,10 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
       handlerSettled: Promise.resolve(),
       started: false,
       deadlineTimer: undefined,
-      messageId: params.message.messageId,
+      dedupeKey,
     };
     tasks.set(taskId, record);
-    taskIdByMessageId.set(params.message.messageId, taskId);
+    taskIdByDedupeKey.set(dedupeKey, taskId);
     evictFinished();
     if (deadline !== undefined) {
       const remaining = deadline - Date.now();
@@ -699,6 +701,12 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
     stopAccepting,
     shutdown,
   };
+}
+
+/** Messages are deduped per caller, so one caller cannot reach another's task by reusing its messageId. */
+function dedupeKeyOf(params: SendMessageParams): string {
+  const caller = params.metadata?.[META.caller];
+  return `${typeof caller === 'string' ? caller : ''}\u0000${params.message.messageId}`;
 }
 
 function decodePageToken(token: string): number {

@@ -130,6 +130,24 @@ describe('spoke A2A over HTTP', () => {
     expect(testSpoke.probe.started).toBe(startedBefore + 1);
   });
 
+  it('dedupes per caller: the same messageId from another caller is a new task', async () => {
+    const fromA = messageParams('ping', {
+      skill: 'ping',
+      messageId: 'shared-id',
+      metadata: { 'agenthub/caller': 'finance' },
+    });
+    const fromB = messageParams('ping', {
+      skill: 'ping',
+      messageId: 'shared-id',
+      metadata: { 'agenthub/caller': 'sales' },
+    });
+    const taskA = taskOf((await rpc(testSpoke.spoke, 'SendMessage', fromA)).body);
+    const taskB = taskOf((await rpc(testSpoke.spoke, 'SendMessage', fromB)).body);
+    const againA = taskOf((await rpc(testSpoke.spoke, 'SendMessage', fromA)).body);
+    expect(taskB.id).not.toBe(taskA.id);
+    expect(againA.id).toBe(taskA.id);
+  });
+
   it('CancelTask fires the skill signal, the skill really stops and the task ends CANCELED', async () => {
     const abortedBefore = testSpoke.probe.aborted;
     const created = taskOf(
