@@ -265,79 +265,161 @@ function parseAmount(text: string): number | null {
 // ---------------------------------------------------------------------------------------------------------
 // Row validation
 
-type CellReader = (field: FieldName) => unknown;
+type CellValues = readonly unknown[];
 
-function readRow(read: CellReader, where: Where): CampaignRow {
-  const text = (field: FieldName): string | null => cellText(read(field));
-  const requiredText = (field: 'campaign' | 'channel'): string => {
-    const value = text(field);
-    if (value === null) throw invalid(where, field, read(field) ?? '', 'is required');
-    if (value.length > 200) throw invalid(where, field, value.slice(0, 40), 'is longer than 200 characters');
-    return value;
-  };
-  const campaign = requiredText('campaign');
-  const channel = requiredText('channel');
+/** Field ordinals: cells of a row are passed as an array indexed by these. */
+const FIELD_ORDER = [
+  'campaign',
+  'channel',
+  'date',
+  'period',
+  'spend',
+  'impressions',
+  'clicks',
+  'leads',
+  'conversions',
+  'revenue',
+  'margin',
+  'cost_of_goods',
+  'new_customers',
+] as const satisfies readonly FieldName[];
+const FIELD_INDEX = new Map<FieldName, number>(FIELD_ORDER.map((field, index) => [field, index]));
 
-  const dateText = text('date');
-  const periodText = text('period');
-  let period: PeriodSpan;
-  if (dateText !== null) {
-    if (isoDateToDay(dateText) === null)
-      throw invalid(where, 'date', dateText, 'is not an ISO date YYYY-MM-DD');
-    period = { label: dateText, from: dateText, to: dateText };
-  } else if (periodText !== null) {
-    const parsed = /^\d{4}-(Q[1-4]|\d{2})$/i.test(periodText) ? parsePeriodLabel(periodText) : null;
-    if (parsed === null) throw invalid(where, 'period', periodText, 'is not a period YYYY-Qn or YYYY-MM');
-    period = parsed;
-  } else {
-    throw invalid(where, 'date', '', 'is required (or a period YYYY-Qn / YYYY-MM)');
+/** Per-call state: a cache of validated date and period labels (they repeat across rows). */
+interface ReadContext {
+  readonly periods: Map<string, PeriodSpan | null>;
+}
+
+// Fast paths for the common plain forms ("1234", "1234.56"); anything else goes through the regex parsers.
+function plainMoneyMicros(text: string): number {
+  let whole = 0;
+  let index = 0;
+  const length = text.length;
+  for (; index < length; index += 1) {
+    const code = text.charCodeAt(index);
+    if (code === 46) break;
+    if (code < 48 || code > 57) return -1;
+    whole = whole * 10 + (code - 48);
   }
-
-  const money = (field: 'spend' | 'revenue' | 'cost_of_goods'): number | null => {
-    const value = text(field);
-    if (value === null) return null;
-    if (value.startsWith('-')) throw invalid(where, field, value, 'must not be negative');
-    const micros = parseMoneyMicros(value);
-    if (micros === null) throw invalid(where, field, value, 'is not a decimal amount');
-    return micros;
-  };
-  const count = (
-    field: 'impressions' | 'clicks' | 'leads' | 'new_customers' | 'conversions',
-  ): number | null => {
-    const value = text(field);
-    if (value === null) return null;
-    if (value.startsWith('-')) throw invalid(where, field, value, 'must not be negative');
-    const parsed = parseAmount(value);
-    if (parsed === null) throw invalid(where, field, value, 'is not a number');
-    if (field !== 'conversions' && !Number.isSafeInteger(parsed)) {
-      throw invalid(where, field, value, 'must be a whole number');
+  if (index === 0) return -1;
+  let micros = 0;
+  if (index < length) {
+    const digits = length - index - 1;
+    if (digits < 1 || digits > 6) return -1;
+    for (index += 1; index < length; index += 1) {
+      const code = text.charCodeAt(index);
+      if (code < 48 || code > 57) return -1;
+      micros = micros * 10 + (code - 48);
     }
-    return parsed;
-  };
+    micros *= 10 ** (6 - digits);
+  }
+  const total = whole * MICROS_PER_UNIT + micros;
+  return Number.isSafeInteger(total) ? total : -1;
+}
 
-  const spendMicros = money('spend');
+function plainInteger(text: string): number {
+  const length = text.length;
+  if (length === 0 || length > 15) return -1;
+  let value = 0;
+  for (let index = 0; index < length; index += 1) {
+    const code = text.charCodeAt(index);
+    if (code < 48 || code > 57) return -1;
+    value = value * 10 + (code - 48);
+  }
+  return value;
+}
+
+function readText(cells: CellValues, field: number): string | null {
+  return cellText(cells[field]);
+}
+
+function readMoney(cells: CellValues, field: number, where: Where): number | null {
+  const value = readText(cells, field);
+  if (value === null) return null;
+  const fast = plainMoneyMicros(value);
+  if (fast >= 0) return fast;
+  if (value.startsWith('-')) throw invalid(where, FIELD_ORDER[field]!, value, 'must not be negative');
+  const micros = parseMoneyMicros(value);
+  if (micros === null) throw invalid(where, FIELD_ORDER[field]!, value, 'is not a decimal amount');
+  return micros;
+}
+
+function readCount(cells: CellValues, field: number, where: Where, wholeNumber: boolean): number | null {
+  const raw = cells[field];
+  if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw;
+  const value = cellText(raw);
+  if (value === null) return null;
+  const fast = plainInteger(value);
+  if (fast >= 0) return fast;
+  const name = FIELD_ORDER[field]!;
+  if (value.startsWith('-')) throw invalid(where, name, value, 'must not be negative');
+  const parsed = parseAmount(value);
+  if (parsed === null) throw invalid(where, name, value, 'is not a number');
+  if (wholeNumber && !Number.isSafeInteger(parsed))
+    throw invalid(where, name, value, 'must be a whole number');
+  return parsed;
+}
+
+function readPeriod(cells: CellValues, where: Where, context: ReadContext): PeriodSpan {
+  const dateText = readText(cells, 2);
+  const periodText = dateText === null ? readText(cells, 3) : null;
+  const label = dateText ?? periodText;
+  if (label === null) throw invalid(where, 'date', '', 'is required (or a period YYYY-Qn / YYYY-MM)');
+  const key = dateText === null ? `p:${label}` : label;
+  let span = context.periods.get(key);
+  if (span === undefined) {
+    if (dateText !== null) {
+      span = isoDateToDay(dateText) === null ? null : { label: dateText, from: dateText, to: dateText };
+    } else {
+      span = /^\d{4}-(Q[1-4]|\d{2})$/i.test(label) ? parsePeriodLabel(label) : null;
+    }
+    context.periods.set(key, span);
+  }
+  if (span === null) {
+    throw dateText !== null
+      ? invalid(where, 'date', dateText, 'is not an ISO date YYYY-MM-DD')
+      : invalid(where, 'period', label, 'is not a period YYYY-Qn or YYYY-MM');
+  }
+  return span;
+}
+
+function readName(cells: CellValues, field: 0 | 1, where: Where): string {
+  const value = readText(cells, field);
+  const name = FIELD_ORDER[field];
+  if (value === null) throw invalid(where, name, cells[field] ?? '', 'is required');
+  if (value.length > 200) throw invalid(where, name, value.slice(0, 40), 'is longer than 200 characters');
+  return value;
+}
+
+function readMargin(cells: CellValues, where: Where): number | null {
+  const raw = cells[10];
+  if (typeof raw === 'number' && raw >= 0 && raw <= 1) return raw;
+  const text = cellText(raw);
+  if (text === null) return null;
+  if (text.startsWith('-')) throw invalid(where, 'margin', text, 'must not be negative');
+  const percent = text.endsWith('%');
+  const parsed = parseAmount(percent ? text.slice(0, -1).trim() : text);
+  if (parsed === null) throw invalid(where, 'margin', text, 'is not a fraction or percentage');
+  const margin = percent ? parsed / 100 : parsed;
+  // A gross-margin fraction cannot exceed 1 (that would need negative cost of goods).
+  if (margin > 1) throw invalid(where, 'margin', text, 'must be a fraction between 0 and 1');
+  return margin;
+}
+
+function readRow(cells: CellValues, where: Where, context: ReadContext): CampaignRow {
+  const campaign = readName(cells, 0, where);
+  const channel = readName(cells, 1, where);
+  const period = readPeriod(cells, where, context);
+  const spendMicros = readMoney(cells, 4, where);
   if (spendMicros === null) throw invalid(where, 'spend', '', 'is required');
-  const impressions = count('impressions');
-  const clicks = count('clicks');
+  const impressions = readCount(cells, 5, where, true);
+  const clicks = readCount(cells, 6, where, true);
   // The one funnel invariant enforced per row: a counted ad click needs a served impression, so a row with
   // more clicks than impressions is a swapped or corrupt column. Leads and conversions are NOT bounded by
   // clicks (view-through conversions, phone/offline leads, several conversions per click).
   if (impressions !== null && clicks !== null && clicks > impressions) {
     throw invalid(where, 'clicks', clicks, `exceeds impressions (${impressions})`);
   }
-
-  let margin: number | null = null;
-  const marginText = text('margin');
-  if (marginText !== null) {
-    if (marginText.startsWith('-')) throw invalid(where, 'margin', marginText, 'must not be negative');
-    const percent = marginText.endsWith('%');
-    const parsed = parseAmount(percent ? marginText.slice(0, -1).trim() : marginText);
-    if (parsed === null) throw invalid(where, 'margin', marginText, 'is not a fraction or percentage');
-    margin = percent ? parsed / 100 : parsed;
-    // A gross-margin fraction cannot exceed 1 (that would need negative cost of goods).
-    if (margin > 1) throw invalid(where, 'margin', marginText, 'must be a fraction between 0 and 1');
-  }
-
   return {
     source: { kind: where.kind, number: where.number },
     campaign,
@@ -346,12 +428,13 @@ function readRow(read: CellReader, where: Where): CampaignRow {
     spendMicros,
     impressions,
     clicks,
-    leads: count('leads'),
-    conversions: count('conversions'),
-    revenueMicros: money('revenue'),
-    margin,
-    costOfGoodsMicros: money('cost_of_goods'),
-    newCustomers: count('new_customers'),
+    leads: readCount(cells, 7, where, true),
+    // Conversions may be fractional (data-driven attribution).
+    conversions: readCount(cells, 8, where, false),
+    revenueMicros: readMoney(cells, 9, where),
+    margin: readMargin(cells, where),
+    costOfGoodsMicros: readMoney(cells, 11, where),
+    newCustomers: readCount(cells, 12, where, true),
   };
 }
 
@@ -365,6 +448,15 @@ export interface ReadRowsOptions {
 
 const DEFAULT_MAX_ROWS = 5_000_000;
 
+function checkRowCount(count: number, source: string, options: ReadRowsOptions): void {
+  const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
+  if (count > maxRows) {
+    throw new AppError('VALIDATION_FAILED', `${source}: ${count} rows exceed the limit ${maxRows}`, {
+      details: { field: 'rows', value: count, limit: maxRows },
+    });
+  }
+}
+
 /**
  * Validates campaign CSV text (header names are case-insensitive; `cost`, `cogs`, `conversion_value` … are
  * accepted aliases). Throws AppError `VALIDATION_FAILED` with details `{line, field, value}`.
@@ -372,41 +464,37 @@ const DEFAULT_MAX_ROWS = 5_000_000;
 export function parseCampaignCsv(text: string, options: ReadRowsOptions = {}): CampaignRow[] {
   const source = options.source ?? 'CSV';
   const table = parseCsv(text, { source });
-  const columns = new Map<FieldName, number>();
+  // columnOf[fieldOrdinal] = CSV column index, or -1 when the file has no such column.
+  const columnOf = new Int32Array(FIELD_ORDER.length).fill(-1);
   table.header.forEach((name, index) => {
     const field = canonicalFieldName(name);
-    if (field !== undefined && !columns.has(field)) columns.set(field, index);
+    const ordinal = field === undefined ? undefined : FIELD_INDEX.get(field);
+    if (ordinal !== undefined && columnOf[ordinal] === -1) columnOf[ordinal] = index;
   });
-  for (const field of ['campaign', 'channel', 'spend'] as const) {
-    if (!columns.has(field)) {
-      throw new AppError('VALIDATION_FAILED', `${source} line 1: missing column "${field}"`, {
-        details: { line: 1, field, value: table.header.join(',') },
-      });
-    }
+  const missing = (['campaign', 'channel', 'spend'] as const).find(
+    (field) => columnOf[FIELD_INDEX.get(field)!] === -1,
+  );
+  if (missing !== undefined) {
+    throw new AppError('VALIDATION_FAILED', `${source} line 1: missing column "${missing}"`, {
+      details: { line: 1, field: missing, value: table.header.join(',') },
+    });
   }
-  if (!columns.has('date') && !columns.has('period')) {
+  if (columnOf[2] === -1 && columnOf[3] === -1) {
     throw new AppError('VALIDATION_FAILED', `${source} line 1: missing column "date" or "period"`, {
       details: { line: 1, field: 'date', value: table.header.join(',') },
     });
   }
-  const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
-  if (table.records.length > maxRows) {
-    throw new AppError(
-      'VALIDATION_FAILED',
-      `${source}: ${table.records.length} rows exceed the limit ${maxRows}`,
-      {
-        details: { field: 'rows', value: table.records.length, limit: maxRows },
-      },
-    );
-  }
+  checkRowCount(table.records.length, source, options);
+  const context: ReadContext = { periods: new Map() };
   const rows: CampaignRow[] = new Array(table.records.length);
+  const cells: unknown[] = new Array(FIELD_ORDER.length);
   for (let index = 0; index < table.records.length; index += 1) {
     const record = table.records[index]!;
-    const read: CellReader = (field) => {
-      const column = columns.get(field);
-      return column === undefined ? undefined : record.values[column];
-    };
-    rows[index] = readRow(read, { kind: 'line', number: record.line, source });
+    for (let field = 0; field < FIELD_ORDER.length; field += 1) {
+      const column = columnOf[field]!;
+      cells[field] = column === -1 ? undefined : record.values[column];
+    }
+    rows[index] = readRow(cells, { kind: 'line', number: record.line, source }, context);
   }
   return rows;
 }
@@ -420,28 +508,24 @@ export function parseCampaignRecords(
   options: ReadRowsOptions = {},
 ): CampaignRow[] {
   const source = options.source ?? 'rows';
-  const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
-  if (records.length > maxRows) {
-    throw new AppError('VALIDATION_FAILED', `${source}: ${records.length} rows exceed the limit ${maxRows}`, {
-      details: { field: 'rows', value: records.length, limit: maxRows },
-    });
-  }
+  checkRowCount(records.length, source, options);
+  const context: ReadContext = { periods: new Map() };
   return records.map((record, index) => {
     const where: Where = { kind: 'row', number: index + 1, source };
     if (record === null || typeof record !== 'object' || Array.isArray(record)) {
       throw invalid(where, 'row', record, 'is not an object');
     }
-    const cells = new Map<FieldName, unknown>();
+    const cells: unknown[] = new Array(FIELD_ORDER.length);
     for (const [key, value] of Object.entries(record)) {
       const field = canonicalFieldName(key);
-      if (field !== undefined && !cells.has(field)) cells.set(field, value);
-    }
-    for (const [field, value] of cells) {
+      const ordinal = field === undefined ? undefined : FIELD_INDEX.get(field);
+      if (ordinal === undefined || cells[ordinal] !== undefined) continue;
       if (value !== null && value !== undefined && typeof value !== 'string' && typeof value !== 'number') {
-        throw invalid(where, field, JSON.stringify(value), 'must be a string or a number');
+        throw invalid(where, field!, JSON.stringify(value), 'must be a string or a number');
       }
+      cells[ordinal] = value;
     }
-    return readRow((field) => cells.get(field), where);
+    return readRow(cells, where, context);
   });
 }
 
@@ -481,7 +565,7 @@ export function toCampaignTable(rows: readonly CampaignRow[]): CampaignTable {
   const length = rows.length;
   const channelIds = new Map<string, number>();
   const campaignIds = new Map<string, number>();
-  const pairIds = new Map<string, number>();
+  const pairIds = new Map<number, number>();
   const pairChannel: number[] = [];
   const pairCampaign: number[] = [];
   const pair = new Uint32Array(length);
@@ -517,7 +601,8 @@ export function toCampaignTable(rows: readonly CampaignRow[]): CampaignTable {
       campaignId = campaignIds.size;
       campaignIds.set(row.campaign, campaignId);
     }
-    const pairKey = `${channelId}:${campaignId}`;
+    // A numeric key (no string per row): ids are below the 5,000,000-row limit < 2^23, so keys stay exact.
+    const pairKey = campaignId * 8_388_608 + channelId;
     let pairId = pairIds.get(pairKey);
     if (pairId === undefined) {
       pairId = pairIds.size;
