@@ -15,7 +15,7 @@ import {
   type TrustStore,
 } from '../../shared/attestation.js';
 import { createLink, type Link, type LinkRequestContext } from '../../shared/link.js';
-import { CONTROL_METHODS, HUB_LINK_PATH, LINK_SUBPROTOCOL } from '../../shared/protocol.js';
+import { CONTROL_METHODS, HUB_LINK_PATH } from '../../shared/protocol.js';
 import { startHub, type HubOptions, type RunningHub } from '../../hub/app.js';
 import { hubConfigWith } from '../../hub/config.js';
 

@@ -14,6 +14,7 @@ import {
   until,
   untilRoutable,
   userMessage,
+  type FakeAppraiser,
   type FakeSpoke,
 } from './hub_fake_spoke.js';
 
@@ -29,7 +30,7 @@ async function setup(
   hub: RunningHub;
   spokes: FakeSpoke[];
   auth: Record<string, string>;
-  appraiser: import('./hub_fake_spoke.js').FakeAppraiser;
+  appraiser: FakeAppraiser;
 }> {
   const spokes = await Promise.all(names.map((name) => startFakeSpoke(name)));
   for (const spoke of spokes) cleanups.push(() => spoke.close());
