@@ -141,13 +141,14 @@ export type UpgradeOutcome = { kind: 'refused'; status: number } | { kind: 'open
 export function tryUpgrade(
   spoke: RunningSpoke,
   headers: Record<string, string>,
-  options: { protocols?: string[]; origin?: string } = {},
+  options: { protocols?: string[]; origin?: string; autoPong?: boolean } = {},
 ): Promise<UpgradeOutcome> {
   const url = `${spoke.apiUrl.replace('http://', 'ws://')}${HUB_LINK_PATH}`;
   const socket = new WebSocket(url, options.protocols ?? [LINK_SUBPROTOCOL], {
     headers,
     ...(options.origin === undefined ? {} : { origin: options.origin }),
     perMessageDeflate: false,
+    autoPong: options.autoPong ?? true,
   });
   return new Promise((resolveOutcome, rejectOutcome) => {
     socket.once('unexpected-response', (_request, response) => {

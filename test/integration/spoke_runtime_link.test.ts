@@ -251,6 +251,23 @@ describe('A2A over the hub link', () => {
     }
   });
 
+  it('terminates a hub link that stays silent (no frames, no pongs) past hubIdleTimeoutMs', async () => {
+    const watchful = await startTestSpoke(keys, { heartbeatIntervalMs: 50, hubIdleTimeoutMs: 300 });
+    try {
+      const outcome = await tryUpgrade(
+        watchful.spoke,
+        { Authorization: `Bearer ${await watchful.token()}` },
+        { autoPong: false },
+      );
+      expect(outcome.kind).toBe('open');
+      await expect.poll(() => watchful.spoke.hubConnected).toBe(true);
+      await expect.poll(() => watchful.spoke.hubConnected, { timeout: 3000 }).toBe(false);
+      if (outcome.kind === 'open') outcome.socket.terminate();
+    } finally {
+      await watchful.spoke.close({ graceMs: 0 });
+    }
+  });
+
   it('closes the hub link with 1001 on shutdown', async () => {
     const stopping = await startTestSpoke(keys);
     const hub = await connectHub(stopping);
