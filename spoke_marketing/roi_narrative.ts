@@ -195,7 +195,10 @@ export function buildRoiNarrativePrompt(metrics: MarketingMetrics, question: str
   return `QUESTION: ${question.slice(0, 500)}\nDATA: ${JSON.stringify(data)}`;
 }
 
-/** The facts a campaign-ROI narrative may quote: every number of the metrics plus the prompt's rounded forms. */
+/**
+ * The facts a campaign-ROI narrative may quote: every number of the metrics. The prompt shows some of them rounded
+ * to 4 significant digits; a quote of those digits stays within its own half-unit tolerance of the exact value.
+ */
 export function roiFacts(metrics: MarketingMetrics): FactSet {
   return new FactSet(collectFacts(metrics));
 }

@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { LlmClient, LlmUsage, StructuredRequest, StructuredResult } from '../../shared/llm_client.js';
 import type { SkillContext, SkillInput } from '../../shared/skill.js';
 import { parseCampaignCsv } from '../../spoke_marketing/campaign_rows.js';
+import { ROI_NARRATIVE_SCHEMA, validateRoiNarrative } from '../../spoke_marketing/roi_narrative.js';
 import { createCampaignRoiSkill, type CampaignRoiAnswer } from '../../spoke_marketing/roi_skill.js';
 
 const CSV = [
@@ -226,5 +227,39 @@ describe('campaign-roi-analysis skill', () => {
     await expect(skill.handler(input('', [{ csv: CSV }]), context(controller.signal))).rejects.toMatchObject({
       code: 'CANCELED',
     });
+  });
+});
+
+describe('ROI narrative schema', () => {
+  function unbounded(schema: unknown, path: string): string[] {
+    if (schema === null || typeof schema !== 'object') return [];
+    const node = schema as Record<string, unknown>;
+    const problems: string[] = [];
+    if (node.type === 'string' && typeof node.maxLength !== 'number')
+      problems.push(`${path} has no maxLength`);
+    if (node.type === 'array' && typeof node.maxItems !== 'number') problems.push(`${path} has no maxItems`);
+    if (Array.isArray(node.type)) problems.push(`${path} uses a type array (use oneOf)`);
+    if (node.type === 'number' || node.type === 'integer')
+      problems.push(`${path} asks the model for a number`);
+    for (const [key, value] of Object.entries(node)) {
+      if (Array.isArray(value))
+        value.forEach((item, index) => problems.push(...unbounded(item, `${path}.${key}[${index}]`)));
+      else if (typeof value === 'object') problems.push(...unbounded(value, `${path}.${key}`));
+    }
+    return problems;
+  }
+
+  it('bounds every string and array, uses oneOf for the nullable string, and asks for no numbers', () => {
+    expect(unbounded(ROI_NARRATIVE_SCHEMA, '$')).toEqual([]);
+  });
+
+  it('rejects over-long or extra fields with LLM_OUTPUT_INVALID', () => {
+    expect(() => validateRoiNarrative({ ...narrative('ok'), roi_analysis: 'x'.repeat(501) })).toThrow(
+      expect.objectContaining({ code: 'LLM_OUTPUT_INVALID' }),
+    );
+    expect(() => validateRoiNarrative({ ...narrative('ok'), roi_percent: 12 })).toThrow(
+      expect.objectContaining({ code: 'LLM_OUTPUT_INVALID' }),
+    );
+    expect(validateRoiNarrative(narrative('ok')).performance_summary).toBe('ok');
   });
 });
