@@ -98,8 +98,10 @@ export const upCommand: CliCommand = async (io) => {
   const hubPort = portFromEnv(io.env, 'HUB_PORT', DEFAULT_HUB_PORT);
   const maxMemoryMb = String(request.agentMaxMemoryMb);
 
+  // Children get the caller's environment minus the model settings, which are per spoke.
+  const { MODEL_PATH: _marketingModel, FINANCE_MODEL_PATH: _financeModel, ...inherited } = io.env;
   const baseEnv: NodeJS.ProcessEnv = {
-    ...io.env,
+    ...inherited,
     AGENTHUB_STATE_DIR: stateDir,
     AGENT_MAX_MEMORY_MB: maxMemoryMb,
   };
@@ -114,8 +116,8 @@ export const upCommand: CliCommand = async (io) => {
           ...baseEnv,
           SPOKE_API_PORT: String(spoke.apiPort),
           SPOKE_ATTESTATION_PORT: String(spoke.attestationPort),
-          ...(spoke.modelPath === null ? { MODEL_PATH: '' } : { MODEL_PATH: spoke.modelPath }),
           MODEL_CACHE_DIR: join(stateDir, 'models'),
+          ...(spoke.modelPath === null ? {} : { MODEL_PATH: spoke.modelPath }),
         },
         logDir,
       ),
@@ -138,7 +140,7 @@ export const upCommand: CliCommand = async (io) => {
   const stopped = new AbortController();
   for (const child of children) {
     child.process.once('exit', (code, signal) => {
-      if (io.signal.aborted) return;
+      if (io.signal.aborted || stopped.signal.aborted) return;
       unexpectedExit = `${child.name} exited (${signal ?? `code ${code}`}); see ${child.logFile}`;
       stopped.abort();
     });
