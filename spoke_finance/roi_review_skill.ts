@@ -428,7 +428,7 @@ export function createRoiReviewSkill(deps: RoiReviewSkillDeps): SkillDefinition 
           usage = result.usage;
         } catch (error) {
           if (context.signal.aborted || isAppError(error, 'CANCELED')) throw error;
-          unavailableReason = `the language model failed to produce a valid narrative: ${error instanceof Error ? error.message : String(error)}`;
+          unavailableReason = `the language model produced no usable narrative: ${error instanceof Error ? error.message : String(error)}`;
         }
       }
       const narrativeMs = performance.now() - narrativeStarted;

@@ -94,7 +94,7 @@ export async function analyzeCampaignRoi(
       // A cancel stops the whole task; any other model failure still leaves the computed metrics useful.
       if (options.signal?.aborted === true || isAppError(error, 'CANCELED')) throw error;
       const reason = error instanceof Error ? error.message : String(error);
-      unavailableReason = `the language model failed to produce a valid narrative: ${reason}`;
+      unavailableReason = `the language model produced no usable narrative: ${reason}`;
     }
   }
   const narrativeMs = performance.now() - narrativeStart;

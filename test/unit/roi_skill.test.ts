@@ -216,7 +216,7 @@ describe('campaign-roi-analysis skill', () => {
     const skill = createCampaignRoiSkill({ llm });
     const answer = (await skill.handler(input('', [{ csv: CSV }]), context())).data as CampaignRoiAnswer;
     expect(answer.llm_analysis).toBeNull();
-    expect(answer.llm_unavailable_reason).toMatch(/failed to produce a valid narrative/);
+    expect(answer.llm_unavailable_reason).toMatch(/produced no usable narrative/);
     expect(answer.marketing_metrics.overall.spend).toBe('1400.00');
   });
 
