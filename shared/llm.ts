@@ -96,6 +96,8 @@ const DEFAULT_MIN_CONTEXT = 512;
 const DEFAULT_MAX_TOKENS = 512;
 const DEFAULT_REGISTRY_TIMEOUT_MS = 30_000;
 const GRAMMAR_CACHE_LIMIT = 32;
+/** How much of the first rejection reason the retry prompt quotes back to the model. */
+const MAX_RETRY_REASON_CHARS = 200;
 
 /** Evaluation threads for a host: 1 on ≤ 2 cores (ggml's barrier stalls on a busy shared core), else min(4, cores). */
 export function defaultThreadCount(cores: number = availableParallelism()): number {
@@ -106,7 +108,8 @@ const llamaInstances = new Map<string, Promise<Llama>>();
 
 /**
  * The process-wide node-llama-cpp instance for a GPU choice and thread count (created once, never
- * compiled or downloaded: a missing binary fails fast).
+ * compiled or downloaded: a missing binary fails fast). llama.cpp's warnings and errors go to the logger of
+ * the first caller.
  */
 export function sharedLlama(gpu: LlmGpu, threads: number, log: Logger): Promise<Llama> {
   const key = `${String(gpu)}:${threads}`;
@@ -450,7 +453,7 @@ class NodeLlamaRuntime implements LlmRuntime {
         const prompt =
           attempt === 1
             ? request.prompt
-            : `${request.prompt}\n\n(Your previous answer was rejected: ${reasons[0]}. Answer again with JSON that satisfies the schema.)`;
+            : `${request.prompt}\n\n(Your previous answer was rejected: ${reasons[0]?.slice(0, MAX_RETRY_REASON_CHARS)}. Answer again with JSON that satisfies the schema.)`;
         const outcome = await this.runAttempt(slot, {
           system: request.system,
           prompt,
@@ -491,10 +494,14 @@ class NodeLlamaRuntime implements LlmRuntime {
   async embed(texts: readonly string[], signal?: AbortSignal): Promise<number[][]> {
     this.assertOpen();
     if (signal?.aborted) throw canceled(signal);
-    this.embeddingContext ??= this.model.createEmbeddingContext({
-      contextSize: this.embeddingContextSize,
-      threads: this.info.threads,
-    });
+    this.embeddingContext ??= this.model
+      .createEmbeddingContext({ contextSize: this.embeddingContextSize, threads: this.info.threads })
+      .catch((error: unknown) => {
+        this.embeddingContext = null;
+        throw new AppError('INTERNAL', `embedding context could not be created: ${reasonOf(error)}`, {
+          cause: error,
+        });
+      });
     const context = await this.embeddingContext;
     const vectors: number[][] = [];
     for (const text of texts) {
@@ -625,6 +632,8 @@ class NodeLlamaRuntime implements LlmRuntime {
     } catch (error) {
       slot.lastSystemPrompt = null;
       if (request.signal?.aborted) throw canceled(request.signal, error);
+      if (this.closed)
+        throw new AppError('CANCELED', 'LLM runtime closed during the request', { cause: error });
       if (isAppError(error)) throw error;
       throw new AppError('INTERNAL', `generation failed: ${reasonOf(error)}`, { cause: error });
     } finally {

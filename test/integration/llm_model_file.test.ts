@@ -15,7 +15,13 @@ import {
   writeMistral7bShapeModel,
   type GgufFileSpec,
 } from '../../shared/gguf.js';
-import { openLlm, type LlmOptions } from '../../shared/llm.js';
+import {
+  defaultThreadCount,
+  formatDownloadProgress,
+  isRemoteModel,
+  openLlm,
+  type LlmOptions,
+} from '../../shared/llm.js';
 import { planModelMemory } from '../../shared/llm_memory.js';
 import { tinyModelPath } from '../helpers/tiny_model.js';
 
@@ -89,6 +95,33 @@ describe('MODEL_INVALID before native loading (these files abort llama.cpp)', ()
     expect(error.code).toBe('MODEL_INVALID');
     expect(error.message).toMatch(message);
     expect(error.message).toContain(path);
+  });
+});
+
+describe('model references and defaults', () => {
+  it.each([
+    ['hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf', true],
+    ['https://example.com/model.gguf', true],
+    ['/models/model.gguf', false],
+    ['models/hf-model.gguf', false],
+  ])('treats %s as remote: %s', (model, remote) => {
+    expect(isRemoteModel(model)).toBe(remote);
+  });
+
+  it('draws a download progress bar', () => {
+    expect(formatDownloadProgress(1_840_000_000, 4_370_000_000)).toBe(
+      '[########------------] 42% 1.84/4.37 GB',
+    );
+    expect(formatDownloadProgress(0, 0)).toBe('[--------------------] 0% 0.00/0.00 GB');
+  });
+
+  it.each([
+    [1, 1],
+    [2, 1],
+    [3, 3],
+    [8, 4],
+  ])('uses %d core(s) → %d evaluation thread(s)', (cores, threads) => {
+    expect(defaultThreadCount(cores)).toBe(threads);
   });
 });
 
