@@ -113,7 +113,7 @@ describe('discoverPersonas', () => {
     expect(house!.summary.medianBudgetMinor).toBeGreaterThan(60_000_000);
     expect(land!.summary.urgency.low).toBe(1);
     expect(personas.every((persona) => persona.nameSource === 'rules')).toBe(true);
-    expect(condo!.name).toMatch(/Condo · Downtown · ~3\d\dk/);
+    expect(condo!.name).toMatch(/^High-urgency Condo · Downtown · ~\d+k$/);
     expect(condo!.leadIds).toHaveLength(60);
     expect(condo!.description).toMatch(/^60 leads \(44%\), median budget/);
   });
