@@ -715,7 +715,7 @@ export const SpokeEnvSchema = z.object({
   AGENTHUB_STATE_DIR: z.string().min(1).optional(),
   /** The model file the spoke loads and attestation measures; unset → no model. */
   MODEL_PATH: z.string().min(1).optional(),
-  /** LLM memory budget in MiB, reported as a config fact. Default 7000. */
+  /** LLM memory budget in MB (10^6 bytes), reported as a config fact. Default 7000. */
   AGENT_MAX_MEMORY_MB: positiveInt.default(7000),
   /** Period of the background re-hash, ms. Default 900 000 (15 min). */
   REMEASURE_INTERVAL_MS: positiveInt.default(900_000),
