@@ -73,12 +73,12 @@ describe('marketing job contracts', () => {
     });
   });
 
-  it.each<[JobContract, Record<string, unknown>, string]>([
-    [JOB_CONTRACTS.personaDiscovery, { lookbackDays: 0 }, 'lookbackDays'],
-    [JOB_CONTRACTS.budgetOptimisation, { currency: 'usd' }, 'currency'],
-    [JOB_CONTRACTS.metricsSync, { platforms: ['myspace'] }, 'platforms.0'],
-    [JOB_CONTRACTS.metricsSync, { surprise: true }, 'Unrecognized key'],
-  ])('rejects bad $0.name data with VALIDATION_FAILED naming the field', (contract, data, field) => {
+  it.each<[string, JobContract, Record<string, unknown>, string]>([
+    ['persona-discovery', JOB_CONTRACTS.personaDiscovery, { lookbackDays: 0 }, 'lookbackDays'],
+    ['budget-optimisation', JOB_CONTRACTS.budgetOptimisation, { currency: 'usd' }, 'currency'],
+    ['metrics-sync', JOB_CONTRACTS.metricsSync, { platforms: ['myspace'] }, 'platforms.0'],
+    ['metrics-sync', JOB_CONTRACTS.metricsSync, { surprise: true }, 'Unrecognized key'],
+  ])('rejects %s data %j with VALIDATION_FAILED naming the field', (_name, contract, data, field) => {
     let error: unknown;
     try {
       parseJobData(contract, data);
