@@ -30,13 +30,15 @@ const COMMANDS: ReadonlyArray<{ words: readonly string[]; summary: string; load:
   },
   {
     words: ['analyze', 'roi'],
-    summary: 'analyze roi --input FILE.csv [--model FILE] [--json]   campaign-ROI metrics (+ narrative with a model)',
+    summary:
+      'analyze roi --input FILE.csv [--model FILE] [--json]   campaign-ROI metrics (+ narrative with a model)',
     load: async () => (await import('../../spoke_marketing/roi_command.js')).analyzeRoiCommand,
   },
   {
     words: ['analyze', 'attribution'],
     summary: 'analyze attribution --model NAME --input FILE [--json]   multi-touch attribution',
-    load: async () => (await import('../../spoke_marketing/attribution_command.js')).analyzeAttributionCommand,
+    load: async () =>
+      (await import('../../spoke_marketing/attribution_command.js')).analyzeAttributionCommand,
   },
   {
     words: ['analyze', 'clusters'],
