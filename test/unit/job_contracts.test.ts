@@ -73,12 +73,12 @@ describe('marketing job contracts', () => {
     });
   });
 
-  it.each<[string, JobContract, Record<string, unknown>, string]>([
-    ['persona-discovery', JOB_CONTRACTS.personaDiscovery, { lookbackDays: 0 }, 'lookbackDays'],
-    ['budget-optimisation', JOB_CONTRACTS.budgetOptimisation, { currency: 'usd' }, 'currency'],
-    ['metrics-sync', JOB_CONTRACTS.metricsSync, { platforms: ['myspace'] }, 'platforms.0'],
-    ['metrics-sync', JOB_CONTRACTS.metricsSync, { surprise: true }, 'Unrecognized key'],
-  ])('rejects %s data %j with VALIDATION_FAILED naming the field', (_name, contract, data, field) => {
+  it.each<[string, Record<string, unknown>, JobContract, string]>([
+    ['persona-discovery', { lookbackDays: 0 }, JOB_CONTRACTS.personaDiscovery, 'lookbackDays'],
+    ['budget-optimisation', { currency: 'usd' }, JOB_CONTRACTS.budgetOptimisation, 'currency'],
+    ['metrics-sync', { platforms: ['myspace'] }, JOB_CONTRACTS.metricsSync, 'platforms.0'],
+    ['metrics-sync', { surprise: true }, JOB_CONTRACTS.metricsSync, 'Unrecognized key'],
+  ])('rejects %s data %j with VALIDATION_FAILED naming the field', (_name, data, contract, field) => {
     let error: unknown;
     try {
       parseJobData(contract, data);
