@@ -271,3 +271,54 @@ describe('projection, feasibility and money split', () => {
     expect(() => optimizeBudget({ arms: [ok, ok], totalBudgetMinor: 1 })).toThrow(/duplicate/);
   });
 });
+
+describe('seeded samplers (random.ts)', () => {
+  it('repeat the same sequence for the same seed', () => {
+    const first = createRandom(123);
+    const second = createRandom(123);
+    const a = Array.from({ length: 5 }, () => [
+      first.next(),
+      first.normal(),
+      first.gamma(0.7),
+      first.beta(2, 3),
+    ]);
+    const b = Array.from({ length: 5 }, () => [
+      second.next(),
+      second.normal(),
+      second.gamma(0.7),
+      second.beta(2, 3),
+    ]);
+    expect(b).toEqual(a);
+    expect(createRandom(124).next()).not.toBe(createRandom(123).next());
+  });
+
+  it.each([
+    [0.3, 0.3, 0.3],
+    [1, 1, 1],
+    [5, 5, 5],
+  ])('Gamma(%f) has mean %f and variance %f (within 4 standard errors)', (shape, mean, variance) => {
+    const random = createRandom(77);
+    const draws = 100_000;
+    let sum = 0;
+    let sumSquares = 0;
+    for (let draw = 0; draw < draws; draw += 1) {
+      const value = random.gamma(shape);
+      sum += value;
+      sumSquares += value * value;
+    }
+    const sampleMean = sum / draws;
+    expect(Math.abs(sampleMean - mean)).toBeLessThan(4 * Math.sqrt(variance / draws));
+    expect(Math.abs(sumSquares / draws - sampleMean ** 2 - variance) / variance).toBeLessThan(0.05);
+  });
+
+  it('Beta(2, 5) has mean 2/7 and uniforms lie in [0, 1)', () => {
+    const random = createRandom(8);
+    let sum = 0;
+    for (let draw = 0; draw < 50_000; draw += 1) {
+      const uniform = random.next();
+      expect(uniform >= 0 && uniform < 1).toBe(true);
+      sum += random.beta(2, 5);
+    }
+    expect(sum / 50_000).toBeCloseTo(2 / 7, 2);
+  });
+});
