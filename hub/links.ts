@@ -180,7 +180,9 @@ export class LinkManager {
           onRequest: this.deps.handleRequest(replica),
           onNotification: (method, params) => this.onNotification(replica, method, params),
         },
-        { log, idPrefix: 'h' },
+        // A spoke streams several frames per request; its link is authenticated and attested, so the
+        // flood guard sits well above what the hub routes (the spoke side keeps the stricter default).
+        { log, idPrefix: 'h', maxIncomingPerSecond: 50_000, maxIncomingBurst: 100_000 },
       );
       replica.session = { sid, connectedAt: Date.now(), channel: link, alive: true };
       replica.disconnectedAt = undefined;

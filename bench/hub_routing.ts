@@ -1,0 +1,356 @@
+// Benchmark of hub routing: the hub (hub/main.ts) and an echo spoke (test/helpers/ping_spoke_main.ts) as separate
+// processes on loopback; 256 B and 10 KB A2A SendMessage requests through the hub and, in the same run, directly
+// to the spoke (the baseline). Reports hub CPU µs per routed message (from the hub's own /metrics CPU counter),
+// hub-added p50/p99 at a fixed open-loop rate of 500 req/s, closed-loop throughput, lost and duplicated answers.
+// Run: npx tsx bench/hub_routing.ts (BENCH_QUICK=1 for a smoke run). The last line is one JSON object.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import { enrolLocal } from '../shared/enrolment.js';
+import { REPO_ROOT, lockfilePath } from '../shared/layout.js';
+import { META } from '../shared/protocol.js';
+import { pingSpokeCodePaths } from '../test/helpers/ping_spoke_main.js';
+
+const quick = process.env.BENCH_QUICK === '1';
+const closedLoopCount = quick ? 600 : 4_000;
+const closedLoopCount10k = quick ? 300 : 2_000;
+const concurrency = 16;
+const openLoopRate = 500;
+const openLoopSeconds = quick ? 2 : 8;
+const warmupCount = quick ? 200 : 1_000;
+/** Hard wall-clock bound of the whole run, ms. */
+const runLimitMs = quick ? 120_000 : 300_000;
+
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+const children: ChildProcess[] = [];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+function startProcess(
+  script: string,
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(child);
+  return child;
+}
+
+/** POSTs JSON over a keep-alive connection; resolves with status and body text. */
+function post(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const req = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          ...headers,
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface Target {
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly tenant: string | undefined;
+}
+
+interface Tally {
+  sent: number;
+  ok: number;
+  lost: number;
+  duplicated: number;
+  readonly taskIds: Set<string>;
+}
+
+function newTally(): Tally {
+  return { sent: 0, ok: 0, lost: 0, duplicated: 0, taskIds: new Set() };
+}
+
+/** One echo request; checks the echoed text, counts lost (no correct answer) and duplicated (task id reused). */
+async function echo(target: Target, payload: string, tally: Tally): Promise<number> {
+  const text = `${randomUUID()} ${payload}`;
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'SendMessage',
+    params: {
+      ...(target.tenant === undefined ? {} : { tenant: target.tenant }),
+      message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text }] },
+      metadata: { [META.skill]: 'echo' },
+    },
+  });
+  tally.sent += 1;
+  const started = process.hrtime.bigint();
+  try {
+    const response = await post(target.url, body, target.headers);
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const parsed = JSON.parse(response.text) as {
+      result?: { task?: { id: string; artifacts?: { parts: { text?: string }[] }[] } };
+    };
+    const task = parsed.result?.task;
+    if (response.status !== 200 || task?.artifacts?.[0]?.parts[0]?.text !== text) {
+      tally.lost += 1;
+      return elapsedMs;
+    }
+    if (tally.taskIds.has(task.id)) tally.duplicated += 1;
+    tally.taskIds.add(task.id);
+    tally.ok += 1;
+    return elapsedMs;
+  } catch {
+    tally.lost += 1;
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  }
+}
+
+async function closedLoop(target: Target, payload: string, count: number, tally: Tally): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next += 1;
+        await echo(target, payload, tally);
+      }
+    }),
+  );
+  return count / ((performance.now() - started) / 1000);
+}
+
+/** Fixed arrival rate (no coordinated omission): request i is sent at i/rate s, whatever earlier ones do. */
+async function openLoop(target: Target, payload: string, tally: Tally): Promise<hdr.Histogram> {
+  const histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  const total = openLoopRate * openLoopSeconds;
+  const started = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let index = 0; index < total; index += 1) {
+    const due = started + (index * 1000) / openLoopRate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    pending.push(
+      echo(target, payload, tally).then((ms) => void histogram.recordValue(Math.round(ms * 1000))),
+    );
+  }
+  await Promise.all(pending);
+  return histogram;
+}
+
+async function hubCounters(hubUrl: string): Promise<{ cpuUs: number; routed: number }> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request(`${hubUrl}/metrics`, { agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const cpuUs = Number(/^hub_process_cpu_microseconds (\S+)$/m.exec(text)?.[1] ?? NaN);
+  let routed = 0;
+  for (const match of text.matchAll(/^hub_routed_messages_total\{[^}]*\} (\S+)$/gm))
+    routed += Number(match[1]);
+  return { cpuUs, routed };
+}
+
+async function cpuPerMessage(hubUrl: string, run: () => Promise<unknown>): Promise<number> {
+  const before = await hubCounters(hubUrl);
+  await run();
+  const after = await hubCounters(hubUrl);
+  return (after.cpuUs - before.cpuUs) / Math.max(1, after.routed - before.routed);
+}
+
+async function waitReady(hubUrl: string, apiKey: string): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      const response = await fetch(`${hubUrl}/v1/spokes`, { headers: { authorization: `Bearer ${apiKey}` } });
+      const body = (await response.json()) as { spokes: { routable: boolean }[] };
+      if (body.spokes.length > 0 && body.spokes.every((row) => row.routable)) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() - started > 60_000) throw new Error('hub and spoke did not become ready within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function round(value: number, digits = 2): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+async function main(): Promise<void> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'agenthub-bench-'));
+  const watchdog = setTimeout(() => {
+    process.stderr.write('bench exceeded its time limit\n');
+    for (const child of children) child.kill('SIGKILL');
+    process.exit(2);
+  }, runLimitMs);
+  try {
+    const model = join(stateDir, 'echo.gguf');
+    await writeFile(model, Buffer.alloc(64 * 1024, 7));
+    const apiPort = await freePort();
+    const attestationPort = await freePort();
+    const hubPort = await freePort();
+    const enrolment = await enrolLocal(stateDir, [
+      {
+        name: 'echo',
+        host: '127.0.0.1',
+        apiPort,
+        attestationPort,
+        measurement: {
+          modelPath: model,
+          codePaths: pingSpokeCodePaths(),
+          lockfilePath: lockfilePath(),
+          agentMaxMemoryMb: 7000,
+        },
+      },
+    ]);
+    startProcess('test/helpers/ping_spoke_main.ts', {
+      SPOKE_NAME: 'echo',
+      SPOKE_API_PORT: String(apiPort),
+      SPOKE_ATTESTATION_PORT: String(attestationPort),
+      AGENTHUB_STATE_DIR: stateDir,
+      MODEL_PATH: model,
+      SPOKE_CAPACITY: '64',
+      SPOKE_QUEUE_LIMIT: '256',
+    });
+    // BENCH_HUB_PROFILE_DIR=<dir> writes a V8 CPU profile of the hub process there (for finding hot spots).
+    const profileDir = process.env.BENCH_HUB_PROFILE_DIR;
+    startProcess(
+      'hub/main.ts',
+      { AGENTHUB_STATE_DIR: stateDir, HUB_PORT: String(hubPort), QUEUE_LIMIT: '256' },
+      profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+    );
+    const hubUrl = `http://127.0.0.1:${hubPort}`;
+    await waitReady(hubUrl, enrolment.apiKey);
+
+    const viaHub: Target = {
+      url: `${hubUrl}/a2a`,
+      headers: { authorization: `Bearer ${enrolment.apiKey}`, 'a2a-version': '1.0' },
+      tenant: 'echo',
+    };
+    const direct: Target = {
+      url: `http://127.0.0.1:${apiPort}/a2a`,
+      headers: { 'a2a-version': '1.0' },
+      tenant: undefined,
+    };
+    const small = 'x'.repeat(256 - 37);
+    const large = 'y'.repeat(10 * 1024 - 37);
+    const tallies = { hub: newTally(), direct: newTally() };
+
+    await closedLoop(viaHub, small, warmupCount, newTally());
+    await closedLoop(direct, small, warmupCount, newTally());
+
+    let throughputHub256 = 0;
+    const cpu256 = await cpuPerMessage(hubUrl, async () => {
+      throughputHub256 = await closedLoop(viaHub, small, closedLoopCount, tallies.hub);
+    });
+    const throughputDirect256 = await closedLoop(direct, small, closedLoopCount, tallies.direct);
+    let throughputHub10k = 0;
+    const cpu10k = await cpuPerMessage(hubUrl, async () => {
+      throughputHub10k = await closedLoop(viaHub, large, closedLoopCount10k, tallies.hub);
+    });
+
+    const openHub = await openLoop(viaHub, small, tallies.hub);
+    const openDirect = await openLoop(direct, small, tallies.direct);
+    const hubP50 = openHub.getValueAtPercentile(50) / 1000;
+    const hubP99 = openHub.getValueAtPercentile(99) / 1000;
+    const directP50 = openDirect.getValueAtPercentile(50) / 1000;
+    const directP99 = openDirect.getValueAtPercentile(99) / 1000;
+
+    const lines = [
+      `closed loop (${concurrency} in flight), 256 B: via hub ${round(throughputHub256, 0)} req/s, direct ${round(throughputDirect256, 0)} req/s`,
+      `closed loop, 10 KB via hub: ${round(throughputHub10k, 0)} req/s`,
+      `hub CPU per routed message: 256 B ${round(cpu256, 1)} µs, 10 KB ${round(cpu10k, 1)} µs`,
+      `open loop ${openLoopRate} req/s for ${openLoopSeconds} s, 256 B: via hub p50 ${round(hubP50, 3)} ms p99 ${round(hubP99, 3)} ms; direct p50 ${round(directP50, 3)} ms p99 ${round(directP99, 3)} ms`,
+      `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}`,
+    ];
+    for (const line of lines) process.stdout.write(`${line}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        hub_cpu_us_per_msg_256b: round(cpu256, 1),
+        hub_cpu_us_per_msg_10kb: round(cpu10k, 1),
+        hub_added_p50_ms_500rps: round(hubP50 - directP50, 3),
+        hub_added_p99_ms_500rps: round(hubP99 - directP99, 3),
+        hub_p50_ms_500rps: round(hubP50, 3),
+        direct_p50_ms_500rps: round(directP50, 3),
+        throughput_rps_256b: round(throughputHub256, 0),
+        throughput_rps_256b_direct: round(throughputDirect256, 0),
+        throughput_rps_10kb: round(throughputHub10k, 0),
+        lost: tallies.hub.lost + tallies.direct.lost,
+        duplicated: tallies.hub.duplicated + tallies.direct.duplicated,
+        quick,
+      })}\n`,
+    );
+  } finally {
+    clearTimeout(watchdog);
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', (code, signal) => {
+              if (code !== 0) process.stderr.write(`child ${child.pid} exited with ${code ?? signal}\n`);
+              resolve();
+            });
+            child.kill('SIGTERM');
+            setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+          }),
+      ),
+    );
+    agent.destroy();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  for (const child of children) child.kill('SIGKILL');
+  process.exit(1);
+});
