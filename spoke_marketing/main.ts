@@ -35,24 +35,34 @@ const llm: DeferredLlm | null =
         modelSetting,
       );
 
-const db = await openDatabase({
-  service: 'marketing',
-  log,
-  ...(config.DATABASE_URL === undefined
-    ? { dataDir: join(stateDir, 'data', 'marketing') }
-    : { databaseUrl: config.DATABASE_URL }),
+// The database opens while the spoke already serves and gets attested (an embedded PGlite takes seconds to
+// start); only the skills that read stored data wait for it. A database that cannot open ends the process.
+const databaseReady = (async () => {
+  const db = await openDatabase({
+    service: 'marketing',
+    log,
+    ...(config.DATABASE_URL === undefined
+      ? { dataDir: join(stateDir, 'data', 'marketing') }
+      : { databaseUrl: config.DATABASE_URL }),
+  });
+  const migrations = await migrate(db, resolve(REPO_ROOT, 'spoke_marketing', 'migrations'), {
+    skipVector: !db.hasVector,
+  });
+  log.info(
+    { applied: migrations.applied, skipped: migrations.skipped, database: db.kind },
+    'marketing database ready',
+  );
+  return db;
+})();
+databaseReady.catch((error: unknown) => {
+  log.fatal({ err: error }, 'the marketing database could not be opened');
+  log.flush();
+  process.exit(1);
 });
-const migrations = await migrate(db, resolve(REPO_ROOT, 'spoke_marketing', 'migrations'), {
-  skipVector: !db.hasVector,
-});
-log.info(
-  { applied: migrations.applied, skipped: migrations.skipped, database: db.kind },
-  'marketing database ready',
-);
 
 /** Stored metrics of a period, in the row shape the ROI computation validates. */
 async function loadStoredRows(period: { from: string; to: string }) {
-  const stored = await selectMetricsByPeriod(db, period);
+  const stored = await selectMetricsByPeriod(await databaseReady, period);
   return parseCampaignRecords(
     stored.map((row) => ({
       campaign: row.campaign,
@@ -97,7 +107,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   log.info({ signal }, 'shutting down');
   await spoke.close({ graceMs: 10_000 });
   await llm?.close();
-  await db.close();
+  await (await databaseReady).close();
   log.info('stopped');
   log.flush();
   process.exit(0);

@@ -35,6 +35,12 @@ export function portFromEnv(env: CliIo['env'], name: string, fallback: number): 
   return port;
 }
 
+/**
+ * How long a start waits for the model registry before going on without the model: offline machines must
+ * still have their spokes attested within seconds (the registry lookup, not the download, is bounded).
+ */
+const REGISTRY_TIMEOUT_MS = 5_000;
+
 /** A local path setting is made absolute against the working directory; URIs pass through. */
 function resolveSetting(cwd: string, setting: string): string {
   return setting.startsWith('hf:') || /^[a-z]+:\/\//.test(setting) ? setting : resolve(cwd, setting);
@@ -55,6 +61,7 @@ async function obtainModel(
     return await resolveModelFile(resolveSetting(io.cwd, setting), {
       cacheDir,
       signal: io.signal,
+      registryTimeoutMs: REGISTRY_TIMEOUT_MS,
       onProgress: (downloaded, total) => {
         const percent = total > 0 ? ((downloaded / total) * 100).toFixed(1) : '?';
         io.stderr(`\r${spoke}: downloading model ${percent}% (${Math.round(downloaded / 1e6)} MB)`);

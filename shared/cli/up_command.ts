@@ -106,7 +106,16 @@ export const upCommand: CliCommand = async (io) => {
     AGENT_MAX_MEMORY_MB: maxMemoryMb,
   };
   const children: Child[] = [];
-  children.push(startChild('hub', 'hub/main.ts', { ...baseEnv, HUB_PORT: String(hubPort) }, logDir));
+  // Local links are cheap to retry: a spoke that is still starting (an embedded database blocks its event
+  // loop for seconds) is linked within about a second of being able to answer.
+  children.push(
+    startChild(
+      'hub',
+      'hub/main.ts',
+      { RECONNECT_MAX_MS: '1000', ...baseEnv, HUB_PORT: String(hubPort) },
+      logDir,
+    ),
+  );
   for (const spoke of spokes) {
     children.push(
       startChild(
