@@ -53,7 +53,6 @@ import {
 } from './ltv.js';
 import {
   armsFromMetrics,
-  attributeAndUploadStep,
   countRecentLeads,
   createJobHandlers,
   createSqlConversionUploadLog,

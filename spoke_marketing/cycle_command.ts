@@ -1,0 +1,116 @@
+// `agenthub marketing cycle`: opens the marketing database (DATABASE_URL, else the embedded one under
+// `<state>/data/marketing`), runs the lifecycle once with dry-run ad platforms and prints the report.
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { CliCommand, CliIo } from '../shared/cli/io.js';
+import { isAppError } from '../shared/errors.js';
+import { resolveStateDir } from '../shared/layout.js';
+import type { LlmClient } from '../shared/llm_client.js';
+import { silentLogger } from '../shared/log.js';
+import type { CycleReport } from './orchestrator.js';
+import { marketingDataDir, openMarketingToolkit } from './toolkit.js';
+
+const USAGE = `usage: agenthub marketing cycle [--state-dir DIR] [--json] [--model FILE|hf:URI]
+  Runs the marketing lifecycle once: discover personas → generate creatives → deploy (dry-run: requests are
+  recorded, nothing is sent) → sync metrics → optimise budgets → attribute and record conversion uploads.
+  --state-dir  state directory (default AGENTHUB_STATE_DIR or .agenthub); the database is <dir>/data/marketing
+               unless DATABASE_URL is set
+  --model      GGUF model (or MODEL_PATH) for persona names and creative copy; without one creatives are skipped
+  --json       print the cycle report as JSON
+Exit code: 0 every step done or skipped, 1 a step failed or the cycle could not run, 2 usage error.`;
+
+function formatReport(report: CycleReport): string {
+  const lines = [`marketing cycle ${report.cycleId} (${report.startedAt} → ${report.finishedAt})`];
+  lines.push(
+    `platforms: ${Object.entries(report.platformModes)
+      .map(([name, mode]) => `${name} ${mode}`)
+      .join(', ')}`,
+  );
+  for (const step of report.steps) {
+    if (step.status === 'done')
+      lines.push(`  ✓ ${step.step} (${step.durationMs} ms) ${summarise(step.result)}`);
+    else if (step.status === 'skipped') lines.push(`  – ${step.step} skipped: ${step.reason}`);
+    else lines.push(`  ✗ ${step.step} failed [${step.error.code}]: ${step.error.message}`);
+  }
+  lines.push(report.ok ? 'ok' : 'finished with failures');
+  return `${lines.join('\n')}\n`;
+}
+
+/** One line of the counts in a step result (numbers and short arrays only). */
+function summarise(result: unknown): string {
+  if (typeof result !== 'object' || result === null) return '';
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(result)) {
+    if (typeof value === 'number' || typeof value === 'string') parts.push(`${key}=${value}`);
+    else if (Array.isArray(value)) parts.push(`${key}=${value.length}`);
+  }
+  return parts.join(' ');
+}
+
+async function openModel(io: CliIo, stateDir: string, setting: string): Promise<LlmClient> {
+  const { openLlm } = await import('../shared/llm.js');
+  const memory = io.env.AGENT_MAX_MEMORY_MB;
+  return openLlm({
+    model: setting.startsWith('hf:') ? setting : resolve(io.cwd, setting),
+    cacheDir: join(stateDir, 'models'),
+    ...(memory === undefined ? {} : { maxMemoryMb: Number(memory) }),
+  });
+}
+
+/** `agenthub marketing cycle` (argv: the words after `marketing cycle`). */
+export const marketingCycleCommand: CliCommand = async (io) => {
+  let values: { 'state-dir'?: string; json?: boolean; model?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...io.argv],
+      options: {
+        'state-dir': { type: 'string' },
+        json: { type: 'boolean' },
+        model: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (error) {
+    io.stderr(`${error instanceof Error ? error.message : String(error)}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help === true) {
+    io.stdout(`${USAGE}\n`);
+    return 0;
+  }
+  const stateDir = resolveStateDir(io.cwd, values['state-dir'], io.env.AGENTHUB_STATE_DIR);
+  const dataDir = marketingDataDir(stateDir);
+  const modelSetting = values.model ?? io.env.MODEL_PATH;
+  let llm: LlmClient | null = null;
+  let toolkit: Awaited<ReturnType<typeof openMarketingToolkit>> | undefined;
+  try {
+    if (modelSetting !== undefined && modelSetting !== '') llm = await openModel(io, stateDir, modelSetting);
+    toolkit = await openMarketingToolkit({
+      ...(io.env.DATABASE_URL === undefined ? {} : { databaseUrl: io.env.DATABASE_URL }),
+      dataDir,
+      llm,
+      platformMode: 'dry-run',
+      log: silentLogger(),
+    });
+    const report = await toolkit.runCycle({}, io.signal);
+    io.stdout(values.json === true ? `${JSON.stringify(report)}\n` : formatReport(report));
+    return report.ok ? 0 : 1;
+  } catch (error) {
+    if (isAppError(error, 'CONFLICT') && typeof error.details?.ownerPid === 'number') {
+      io.stderr(
+        `error [CONFLICT]: the marketing database ${dataDir} is owned by the running marketing spoke (process ` +
+          `${error.details.ownerPid}). Stop the spoke and run the cycle again, or ask the running spoke to ` +
+          `run it: POST /marketing/cycle on its API (default http://127.0.0.1:8082/marketing/cycle).\n`,
+      );
+      return 1;
+    }
+    const code = isAppError(error) ? ` [${error.code}]` : '';
+    io.stderr(`error${code}: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    await toolkit?.close();
+    await llm?.close();
+  }
+};
