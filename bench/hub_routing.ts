@@ -177,7 +177,7 @@ async function openLoop(target: Target, payload: string, tally: Tally): Promise<
   return histogram;
 }
 
-async function hubCounters(hubUrl: string): Promise<{ cpuUs: number; routed: number }> {
+async function hubCounters(hubUrl: string): Promise<{ userUs: number; systemUs: number; routed: number }> {
   const text = await new Promise<string>((resolve, reject) => {
     const req = request(`${hubUrl}/metrics`, { agent }, (res) => {
       let body = '';
@@ -188,18 +188,27 @@ async function hubCounters(hubUrl: string): Promise<{ cpuUs: number; routed: num
     req.on('error', reject);
     req.end();
   });
-  const cpuUs = Number(/^hub_process_cpu_microseconds (\S+)$/m.exec(text)?.[1] ?? NaN);
+  const userUs = Number(/^hub_process_cpu_microseconds\{mode="user"\} (\S+)$/m.exec(text)?.[1] ?? NaN);
+  const systemUs = Number(/^hub_process_cpu_microseconds\{mode="system"\} (\S+)$/m.exec(text)?.[1] ?? NaN);
   let routed = 0;
   for (const match of text.matchAll(/^hub_routed_messages_total\{[^}]*\} (\S+)$/gm))
     routed += Number(match[1]);
-  return { cpuUs, routed };
+  return { userUs, systemUs, routed };
 }
 
-async function cpuPerMessage(hubUrl: string, run: () => Promise<unknown>): Promise<number> {
+/** Hub CPU µs per routed message during `run`, in user and system mode. */
+async function cpuPerMessage(
+  hubUrl: string,
+  run: () => Promise<unknown>,
+): Promise<{ user: number; system: number }> {
   const before = await hubCounters(hubUrl);
   await run();
   const after = await hubCounters(hubUrl);
-  return (after.cpuUs - before.cpuUs) / Math.max(1, after.routed - before.routed);
+  const routed = Math.max(1, after.routed - before.routed);
+  return {
+    user: (after.userUs - before.userUs) / routed,
+    system: (after.systemUs - before.systemUs) / routed,
+  };
 }
 
 async function waitReady(hubUrl: string, apiKey: string): Promise<void> {
@@ -305,15 +314,17 @@ async function main(): Promise<void> {
     const lines = [
       `closed loop (${concurrency} in flight), 256 B: via hub ${round(throughputHub256, 0)} req/s, direct ${round(throughputDirect256, 0)} req/s`,
       `closed loop, 10 KB via hub: ${round(throughputHub10k, 0)} req/s`,
-      `hub CPU per routed message: 256 B ${round(cpu256, 1)} µs, 10 KB ${round(cpu10k, 1)} µs`,
+      `hub CPU per routed message: 256 B ${round(cpu256.user + cpu256.system, 1)} µs (user ${round(cpu256.user, 1)}, system ${round(cpu256.system, 1)}), 10 KB ${round(cpu10k.user + cpu10k.system, 1)} µs (user ${round(cpu10k.user, 1)}, system ${round(cpu10k.system, 1)})`,
       `open loop ${openLoopRate} req/s for ${openLoopSeconds} s, 256 B: via hub p50 ${round(hubP50, 3)} ms p99 ${round(hubP99, 3)} ms; direct p50 ${round(directP50, 3)} ms p99 ${round(directP99, 3)} ms`,
       `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}`,
     ];
     for (const line of lines) process.stdout.write(`${line}\n`);
     process.stdout.write(
       `${JSON.stringify({
-        hub_cpu_us_per_msg_256b: round(cpu256, 1),
-        hub_cpu_us_per_msg_10kb: round(cpu10k, 1),
+        hub_cpu_us_per_msg_256b: round(cpu256.user + cpu256.system, 1),
+        hub_cpu_user_us_per_msg_256b: round(cpu256.user, 1),
+        hub_cpu_system_us_per_msg_256b: round(cpu256.system, 1),
+        hub_cpu_us_per_msg_10kb: round(cpu10k.user + cpu10k.system, 1),
         hub_added_p50_ms_500rps: round(hubP50 - directP50, 3),
         hub_added_p99_ms_500rps: round(hubP99 - directP99, 3),
         hub_p50_ms_500rps: round(hubP50, 3),

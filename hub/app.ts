@@ -79,6 +79,8 @@ export interface RunningHub {
   readonly store: TaskStore;
   readonly metrics: HubMetrics;
   readonly attestation: AttestationController;
+  /** Re-resolves every spoke's host now (also done every DNS_REFRESH_MS): new addresses are dialled, gone ones dropped. */
+  refreshReplicas(): Promise<void>;
   /**
    * Graceful stop: stop accepting, let in-flight requests finish within SHUTDOWN_GRACE_MS, fail the rest
    * with SPOKE_UNAVAILABLE, close the links with 1001.
@@ -135,7 +137,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     onSessionOpen: (replica) => void attestation.attest(replica),
     resolveHost: options.resolveHost,
   });
-  registry.onChange((replica) => metrics.setAttestation(replica.spoke, replica.key, replicaStatus(replica)));
+  registry.onChange((replica) => {
+    if (registry.get(replica.key) === undefined) metrics.removeReplica(replica.spoke, replica.key);
+    else metrics.setAttestation(replica.spoke, replica.key, replicaStatus(replica));
+  });
 
   const app = express();
   const server = createServer(app);
@@ -201,6 +206,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     store,
     metrics,
     attestation,
+    refreshReplicas: () => links.refresh(),
     close,
     [Symbol.asyncDispose]: close,
   };

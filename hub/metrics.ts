@@ -63,11 +63,13 @@ export class HubMetrics {
     });
     new Gauge({
       name: 'hub_process_cpu_microseconds',
-      help: 'CPU time (user + system) the hub process has used since it started, in microseconds.',
+      help: 'CPU time the hub process has used since it started, in microseconds, by mode (user, system).',
+      labelNames: ['mode'],
       registers: [this.registry],
       collect() {
         const usage = process.cpuUsage();
-        this.set(usage.user + usage.system);
+        this.set({ mode: 'user' }, usage.user);
+        this.set({ mode: 'system' }, usage.system);
       },
     });
   }

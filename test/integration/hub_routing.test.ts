@@ -142,6 +142,32 @@ describe('hub routing', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
   });
 
+  it('follows DNS: a new address becomes a replica, a vanished one is dropped', async () => {
+    const first = await startFakeSpoke('marketing', { host: '127.0.0.2' });
+    const second = await startFakeSpoke('marketing', { host: '127.0.0.1', port: first.port });
+    cleanups.push(
+      () => first.close(),
+      () => second.close(),
+    );
+    let addresses = ['127.0.0.1'];
+    const { hub } = await startTestHub(
+      [{ name: 'marketing', port: first.port }],
+      {},
+      {
+        resolveHost: async () => [...addresses],
+      },
+    );
+    cleanups.push(() => hub.close());
+    await untilRoutable(hub, 'marketing', 1);
+    addresses = ['127.0.0.1', '127.0.0.2'];
+    await hub.refreshReplicas();
+    await untilRoutable(hub, 'marketing', 2);
+    addresses = ['127.0.0.2'];
+    await hub.refreshReplicas();
+    expect(hub.registry.replicasOf('marketing').map((replica) => replica.address)).toEqual(['127.0.0.2']);
+    await until(() => second.link?.closed === true, 'link to the vanished replica closed');
+  });
+
   it('answers QUEUE_FULL with 429 and Retry-After when capacity and queue are used up', async () => {
     const { hub, spokes, auth } = await setup(['marketing'], { QUEUE_LIMIT: '1' });
     const spoke = spokes[0] as FakeSpoke;
