@@ -55,6 +55,10 @@ export class AttestationController {
   /** Replicas whose session changed while an appraisal ran: appraise again right after. */
   private readonly again = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** Replica key → consecutive evidence failures, for the quick retries below. */
+  private readonly evidenceFailures = new Map<string, number>();
+  /** Pending quick retries, cleared on stop. */
+  private readonly retries = new Set<NodeJS.Timeout>();
   private stopped = false;
   private readonly log: Logger;
 
@@ -75,6 +79,8 @@ export class AttestationController {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    for (const retry of this.retries) clearTimeout(retry);
+    this.retries.clear();
     await Promise.allSettled([...this.running.values()]);
   }
 
@@ -91,6 +97,23 @@ export class AttestationController {
     });
     this.running.set(replica.key, run);
     return run;
+  }
+
+  /**
+   * Evidence that could not be fetched (a spoke still starting, a busy event loop) is asked for again after
+   * 1 s, 2 s, 4 s … up to the re-attestation interval, instead of leaving the replica pending for a whole
+   * interval or letting an affirming result go stale.
+   */
+  private retrySoon(replica: Replica, sid: string): void {
+    const failures = (this.evidenceFailures.get(replica.key) ?? 0) + 1;
+    this.evidenceFailures.set(replica.key, failures);
+    const delay = Math.min(1000 * 2 ** (failures - 1), this.deps.config.REATTEST_INTERVAL_MS);
+    const retry = setTimeout(() => {
+      this.retries.delete(retry);
+      if (!this.stopped && replica.session?.sid === sid) void this.attest(replica);
+    }, delay);
+    retry.unref();
+    this.retries.add(retry);
   }
 
   private async appraiseOnce(replica: Replica): Promise<void> {
@@ -110,6 +133,7 @@ export class AttestationController {
         { replica: replica.key, sid, err: toAppError(error).message },
         'no evidence from the spoke',
       );
+      this.retrySoon(replica, sid);
       // A previous affirming result for this session stays until the gate's max age makes it stale;
       // anything else becomes pending (not routable) with the reason.
       if (replica.attestation?.sid === sid && replica.attestation.status === 'affirming') return;
@@ -123,6 +147,7 @@ export class AttestationController {
       await this.audit(replica, sid, 'pending', [reason], null, null);
       return;
     }
+    this.evidenceFailures.delete(replica.key);
     const result = await appraiser.appraise(replica.spoke, sid, evidence);
     if (replica.session?.sid !== sid) return;
     this.record(replica, {

@@ -1,18 +1,25 @@
 // Composition root of the marketing spoke, the only place that reads its environment: opens the model in
-// the background, the marketing database (PostgreSQL or embedded PGlite) with its migrations, and serves the
-// marketing skills and /marketing routes through the shared spoke runtime. Ctrl-C closes everything in order.
+// the background, the marketing toolkit (database, platform adapters, retrieval) and the scheduled jobs, and
+// serves the ROI skill, the toolkit skills and the /marketing routes through the shared spoke runtime.
+// The spoke listens and gets attested at once; what needs the database waits for it. Ctrl-C closes in order.
 import { join, resolve } from 'node:path';
 import process from 'node:process';
-import { openDatabase, migrate } from '../shared/db.js';
 import { createDeferredLlm, type DeferredLlm } from '../shared/deferred_llm.js';
-import { REPO_ROOT, spokeCodePaths } from '../shared/layout.js';
+import { createJobRunner, type JobRunner } from '../shared/jobs.js';
+import { MARKETING_QUEUES } from '../shared/job_contracts.js';
+import { spokeCodePaths } from '../shared/layout.js';
 import { openLlm } from '../shared/llm.js';
 import { createLogger } from '../shared/log.js';
 import { runSpokeProcess } from '../shared/spoke_runtime.js';
 import { parseCampaignRecords } from './campaign_rows.js';
 import { loadMarketingConfig } from './config.js';
+import { jobsDataDir, marketingDataDir } from './data_commands.js';
 import { createCampaignRoiSkill } from './roi_skill.js';
+import { createMarketingRouter } from './routes.js';
 import { selectMetricsByPeriod } from './store.js';
+import { openMarketingToolkit, type MarketingOperations } from './toolkit.js';
+import { createMarketingSkills } from './toolkit_skills.js';
+import { startMarketingJobs } from './workers.js';
 
 const config = loadMarketingConfig(process.env);
 const log = createLogger('spoke_marketing', config.LOG_LEVEL);
@@ -35,34 +42,41 @@ const llm: DeferredLlm | null =
         modelSetting,
       );
 
-// The database opens while the spoke already serves and gets attested (an embedded PGlite takes seconds to
-// start); only the skills that read stored data wait for it. A database that cannot open ends the process.
-const databaseReady = (async () => {
-  const db = await openDatabase({
-    service: 'marketing',
-    log,
-    ...(config.DATABASE_URL === undefined
-      ? { dataDir: join(stateDir, 'data', 'marketing') }
-      : { databaseUrl: config.DATABASE_URL }),
-  });
-  const migrations = await migrate(db, resolve(REPO_ROOT, 'spoke_marketing', 'migrations'), {
-    skipVector: !db.hasVector,
-  });
-  log.info(
-    { applied: migrations.applied, skipped: migrations.skipped, database: db.kind },
-    'marketing database ready',
-  );
-  return db;
-})();
-databaseReady.catch((error: unknown) => {
-  log.fatal({ err: error }, 'the marketing database could not be opened');
-  log.flush();
-  process.exit(1);
+// The toolkit (database with migrations, upload log, dry-run platform adapters, retrieval) opens while the
+// spoke already serves and is attested: an embedded PGlite blocks for seconds while it starts. A toolkit
+// that cannot open ends the process, so `agenthub up` reports it.
+const toolkitReady = openMarketingToolkit({
+  dataDir: marketingDataDir(stateDir),
+  llm,
+  log,
+  ...(config.DATABASE_URL === undefined ? {} : { databaseUrl: config.DATABASE_URL }),
+});
+toolkitReady.then(
+  (toolkit) => log.info({ database: toolkit.db.kind }, 'marketing toolkit ready'),
+  (error: unknown) => {
+    log.fatal({ err: error }, 'the marketing toolkit could not be opened');
+    log.flush();
+    process.exit(1);
+  },
+);
+
+/** The toolkit's operations, each waiting for the toolkit to be open before it runs. */
+const operations = new Proxy({} as MarketingOperations, {
+  get(_target, name) {
+    return async (...args: unknown[]): Promise<unknown> => {
+      const { operations: ready } = await toolkitReady;
+      const operation = ready[name as keyof MarketingOperations] as (
+        ...inputs: unknown[]
+      ) => Promise<unknown>;
+      return operation.apply(ready, args);
+    };
+  },
 });
 
 /** Stored metrics of a period, in the row shape the ROI computation validates. */
 async function loadStoredRows(period: { from: string; to: string }) {
-  const stored = await selectMetricsByPeriod(await databaseReady, period);
+  const { db } = await toolkitReady;
+  const stored = await selectMetricsByPeriod(db, period);
   return parseCampaignRecords(
     stored.map((row) => ({
       campaign: row.campaign,
@@ -91,14 +105,37 @@ const spoke = await runSpokeProcess({
       loadStoredRows,
       ...(llm === null ? { llmUnavailableReason: 'no model is configured (MODEL_PATH is unset)' } : {}),
     }),
+    ...createMarketingSkills(operations),
   ],
   env: process.env,
   codePaths: spokeCodePaths('marketing'),
   modelPath: modelSetting,
   readiness: () =>
     llm?.readiness() ?? { ready: true, reason: 'no model configured: answers carry no narrative' },
+  extraRoutes: (app) => {
+    app.use('/marketing', createMarketingRouter(operations, log.child({ module: 'routes' })));
+  },
   handleSignals: false,
 });
+
+/** The scheduled jobs: Redis when REDIS_URL is set, else BullMQ's PostgreSQL backend (server or embedded). */
+const jobsReady: Promise<JobRunner | null> = config.JOBS_ENABLED
+  ? toolkitReady.then(async (toolkit) => {
+      const runner = await createJobRunner({
+        queues: MARKETING_QUEUES,
+        log: log.child({ module: 'jobs' }),
+        ...(config.REDIS_URL !== undefined
+          ? { redisUrl: config.REDIS_URL }
+          : config.DATABASE_URL !== undefined
+            ? { databaseUrl: config.DATABASE_URL }
+            : { dataDir: jobsDataDir(stateDir) }),
+      });
+      await startMarketingJobs(runner, toolkit.jobHandlers.workerDeps, { tz: config.JOBS_TZ });
+      log.info({ backend: runner.backend, tz: config.JOBS_TZ }, 'marketing jobs scheduled');
+      return runner;
+    })
+  : Promise.resolve(null);
+jobsReady.catch((error: unknown) => log.error({ err: error }, 'the marketing jobs could not be started'));
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
@@ -106,8 +143,9 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   stopping = true;
   log.info({ signal }, 'shutting down');
   await spoke.close({ graceMs: 10_000 });
+  await (await jobsReady.catch(() => null))?.close();
+  await (await toolkitReady).close();
   await llm?.close();
-  await (await databaseReady).close();
   log.info('stopped');
   log.flush();
   process.exit(0);
