@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import type express from 'express';
 import { z } from 'zod';
 import { migrate, openDatabase, type Database } from '../shared/db.js';
-import { AppError } from '../shared/errors.js';
+import { AppError, isAppError } from '../shared/errors.js';
 import { REPO_ROOT } from '../shared/layout.js';
 import type { LlmClient } from '../shared/llm_client.js';
 import type { Logger } from '../shared/log.js';
@@ -948,10 +948,20 @@ export function createMarketingOperations(deps: MarketingEngineDeps) {
           ...(path.touch_times === undefined ? {} : { touchTimes: path.touch_times }),
           ...(path.conversion_time === undefined ? {} : { conversionTime: path.conversion_time }),
         }));
-      } else if (request.path_file !== undefined) {
-        paths = parsePathFile(request.path_file, 'path_file');
       } else {
-        paths = parseJourneyCsv(request.journey_csv!, 'journey_csv');
+        const field = request.path_file !== undefined ? 'path_file' : 'journey_csv';
+        try {
+          paths =
+            field === 'path_file'
+              ? parsePathFile(request.path_file!, field)
+              : parseJourneyCsv(request.journey_csv!, field);
+        } catch (error) {
+          if (!isAppError(error, 'VALIDATION_FAILED')) throw error;
+          throw new AppError('VALIDATION_FAILED', error.message, {
+            cause: error,
+            details: { ...error.details, field },
+          });
+        }
       }
       const result = attribute(paths, request.model, {
         ...(request.half_life_hours === undefined ? {} : { halfLifeMs: request.half_life_hours * 3_600_000 }),
