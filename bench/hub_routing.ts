@@ -4,14 +4,20 @@
 // hub-added p50/p99 at a fixed open-loop rate of 500 req/s, closed-loop throughput, lost and duplicated answers.
 // Run: npx tsx bench/hub_routing.ts (BENCH_QUICK=1 for a smoke run). The last line is one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
+import { importSigningKey, type JWK } from '../shared/attestation.js';
 import { enrolLocal } from '../shared/enrolment.js';
+import { createMeasurer, type MeasurementSpec } from '../shared/measure.js';
+import type { SkillDefinition } from '../shared/skill.js';
+import { startSpoke, type RunningSpoke } from '../shared/spoke_runtime.js';
 import { REPO_ROOT, lockfilePath } from '../shared/layout.js';
 import { META } from '../shared/protocol.js';
 import { pingSpokeCodePaths } from '../test/helpers/ping_spoke_main.js';
@@ -28,6 +34,7 @@ const runLimitMs = quick ? 120_000 : 300_000;
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const children: ChildProcess[] = [];
+const spokesToClose: RunningSpoke[] = [];
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -211,6 +218,83 @@ async function cpuPerMessage(
   };
 }
 
+/**
+ * The skill of the in-process "loadgen" spoke: asks the echo spoke through the hub (up its attested link, the
+ * finance → marketing path) `count` times with `concurrency` in flight, and reports answers and duration.
+ */
+const loadSkill: SkillDefinition = {
+  id: 'load',
+  name: 'Load',
+  description: 'Bench load generator: echo requests to another spoke through the hub.',
+  tags: ['bench'],
+  examples: [],
+  handler: async (input, context) => {
+    const {
+      count,
+      concurrency: inFlight,
+      bytes,
+    } = input.data[0] as { count: number; concurrency: number; bytes: number };
+    const filler = 'z'.repeat(Math.max(0, bytes - 12));
+    // Every in-flight peer call listens on this task's signal.
+    setMaxListeners(inFlight + 16, context.signal);
+    const seen = new Set<string>();
+    let next = 0;
+    let ok = 0;
+    let lost = 0;
+    let duplicated = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (next < count) {
+          next += 1;
+          const text = `${String(next).padStart(10, '0')} ${filler}`;
+          try {
+            const answer = await context.callPeer({ tenant: 'echo', skill: 'echo', text, timeoutMs: 30_000 });
+            if (answer.text !== text) lost += 1;
+            else if (seen.has(answer.taskId)) duplicated += 1;
+            else ok += 1;
+            seen.add(answer.taskId);
+          } catch {
+            lost += 1;
+          }
+        }
+      }),
+    );
+    return { text: 'done', data: { ok, lost, duplicated, seconds: (performance.now() - started) / 1000 } };
+  },
+};
+
+/** Runs the loadgen skill once (directly on the loadgen spoke) and returns its report. */
+async function spokeToSpoke(
+  loadgenUrl: string,
+  count: number,
+  bytes: number,
+): Promise<{ ok: number; lost: number; duplicated: number; seconds: number }> {
+  const response = await post(
+    `${loadgenUrl}/a2a`,
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'SendMessage',
+      params: {
+        message: {
+          messageId: randomUUID(),
+          role: 'ROLE_USER',
+          parts: [{ data: { count, concurrency, bytes }, mediaType: 'application/json' }],
+        },
+        metadata: { [META.skill]: 'load' },
+      },
+    }),
+    { 'a2a-version': '1.0' },
+  );
+  const body = JSON.parse(response.text) as {
+    result?: { task?: { artifacts?: { parts: { data?: unknown }[] }[] } };
+  };
+  const report = body.result?.task?.artifacts?.[0]?.parts.find((part) => part.data !== undefined)?.data;
+  if (report === undefined) throw new Error(`loadgen failed: ${response.text.slice(0, 500)}`);
+  return report as { ok: number; lost: number; duplicated: number; seconds: number };
+}
+
 async function waitReady(hubUrl: string, apiKey: string): Promise<void> {
   const started = Date.now();
   for (;;) {
@@ -244,7 +328,22 @@ async function main(): Promise<void> {
     const apiPort = await freePort();
     const attestationPort = await freePort();
     const hubPort = await freePort();
+    const loadgenApiPort = await freePort();
+    const loadgenAttestationPort = await freePort();
+    const loadgenMeasurement: MeasurementSpec = {
+      modelPath: null,
+      codePaths: [fileURLToPath(import.meta.url)],
+      lockfilePath: lockfilePath(),
+      agentMaxMemoryMb: 7000,
+    };
     const enrolment = await enrolLocal(stateDir, [
+      {
+        name: 'loadgen',
+        host: '127.0.0.1',
+        apiPort: loadgenApiPort,
+        attestationPort: loadgenAttestationPort,
+        measurement: loadgenMeasurement,
+      },
       {
         name: 'echo',
         host: '127.0.0.1',
@@ -274,6 +373,22 @@ async function main(): Promise<void> {
       { AGENTHUB_STATE_DIR: stateDir, HUB_PORT: String(hubPort), QUEUE_LIMIT: '256' },
       profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     );
+    const loadgen: RunningSpoke = await startSpoke({
+      name: 'loadgen',
+      description: 'bench load generator',
+      version: '0.0.1',
+      skills: [loadSkill],
+      host: '127.0.0.1',
+      apiPort: loadgenApiPort,
+      attestationPort: loadgenAttestationPort,
+      signingKey: await importSigningKey(
+        JSON.parse(await readFile(enrolment.spokeKeyFile('loadgen'), 'utf8')) as JWK,
+      ),
+      hubJwks: JSON.parse(await readFile(enrolment.hubJwksFile, 'utf8')) as { keys: JWK[] },
+      measurer: createMeasurer(loadgenMeasurement, { remeasureIntervalMs: 3_600_000 }),
+      capacity: 4,
+    });
+    spokesToClose.push(loadgen);
     const hubUrl = `http://127.0.0.1:${hubPort}`;
     await waitReady(hubUrl, enrolment.apiKey);
 
@@ -306,6 +421,16 @@ async function main(): Promise<void> {
 
     const openHub = await openLoop(viaHub, small, tallies.hub);
     const openDirect = await openLoop(direct, small, tallies.direct);
+    await spokeToSpoke(loadgen.apiUrl, warmupCount, 256);
+    let viaLink = { ok: 0, lost: 0, duplicated: 0, seconds: 1 };
+    const cpuLink = await cpuPerMessage(hubUrl, async () => {
+      viaLink = await spokeToSpoke(loadgen.apiUrl, closedLoopCount, 256);
+    });
+    tallies.hub.sent += closedLoopCount;
+    tallies.hub.ok += viaLink.ok;
+    tallies.hub.lost += viaLink.lost;
+    tallies.hub.duplicated += viaLink.duplicated;
+
     const hubP50 = openHub.getValueAtPercentile(50) / 1000;
     const hubP99 = openHub.getValueAtPercentile(99) / 1000;
     const directP50 = openDirect.getValueAtPercentile(50) / 1000;
@@ -316,6 +441,7 @@ async function main(): Promise<void> {
       `closed loop, 10 KB via hub: ${round(throughputHub10k, 0)} req/s`,
       `hub CPU per routed message: 256 B ${round(cpu256.user + cpu256.system, 1)} µs (user ${round(cpu256.user, 1)}, system ${round(cpu256.system, 1)}), 10 KB ${round(cpu10k.user + cpu10k.system, 1)} µs (user ${round(cpu10k.user, 1)}, system ${round(cpu10k.system, 1)})`,
       `open loop ${openLoopRate} req/s for ${openLoopSeconds} s, 256 B: via hub p50 ${round(hubP50, 3)} ms p99 ${round(hubP99, 3)} ms; direct p50 ${round(directP50, 3)} ms p99 ${round(directP99, 3)} ms`,
+      `spoke → hub → spoke (attested link, ${concurrency} in flight), 256 B: ${round(closedLoopCount / viaLink.seconds, 0)} req/s, hub CPU ${round(cpuLink.user + cpuLink.system, 1)} µs per routed message (user ${round(cpuLink.user, 1)}, system ${round(cpuLink.system, 1)})`,
       `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}`,
     ];
     for (const line of lines) process.stdout.write(`${line}\n`);
@@ -324,6 +450,8 @@ async function main(): Promise<void> {
         hub_cpu_us_per_msg_256b: round(cpu256.user + cpu256.system, 1),
         hub_cpu_user_us_per_msg_256b: round(cpu256.user, 1),
         hub_cpu_system_us_per_msg_256b: round(cpu256.system, 1),
+        hub_cpu_us_per_msg_256b_spoke_to_spoke: round(cpuLink.user + cpuLink.system, 1),
+        throughput_rps_256b_spoke_to_spoke: round(closedLoopCount / viaLink.seconds, 0),
         hub_cpu_us_per_msg_10kb: round(cpu10k.user + cpu10k.system, 1),
         hub_added_p50_ms_500rps: round(hubP50 - directP50, 3),
         hub_added_p99_ms_500rps: round(hubP99 - directP99, 3),
@@ -339,6 +467,7 @@ async function main(): Promise<void> {
     );
   } finally {
     clearTimeout(watchdog);
+    for (const spoke of spokesToClose) await spoke.close({ graceMs: 100 });
     await Promise.all(
       children.map(
         (child) =>

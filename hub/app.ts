@@ -104,7 +104,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const { config, hubKey, trustStore, referenceValues } = options;
   const log = options.logger ?? silentLogger();
   const registry = new ReplicaRegistry([...trustStore.spokes.keys()], config.DEFAULT_REPLICA_CAPACITY);
-  const store = options.store ?? new InMemoryTaskStore({ eventLimit: config.TASK_EVENT_LIMIT });
+  const store = options.store ?? new InMemoryTaskStore({ eventLimit: config.TASK_EVENT_LIMIT, taskLimit: config.TASK_LIMIT });
   const bus = new TaskEventBus();
   const metrics = new HubMetrics();
   const router = new Router({

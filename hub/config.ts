@@ -54,6 +54,8 @@ export const HubConfigSchema = z
     DEDUPE_TTL_MS: positiveMs(600_000),
     /** Events kept per task for replay (SubscribeToTask afterSeq, Last-Event-ID). @defaultValue `2000` */
     TASK_EVENT_LIMIT: z.coerce.number().int().min(16).max(1_000_000).default(2_000),
+    /** Hub tasks kept in memory (with their event logs); the oldest finished ones are dropped first. @defaultValue `10000` */
+    TASK_LIMIT: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
     /** Grace period for in-flight requests on shutdown before they fail, in ms. @defaultValue `5000` */
     SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
     /** Comma-separated exact origins allowed to call the chat endpoint from a browser. @defaultValue none */

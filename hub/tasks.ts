@@ -209,6 +209,8 @@ export interface InMemoryTaskStoreOptions {
 export class InMemoryTaskStore implements TaskStore {
   readonly epoch = randomUUID();
   private readonly tasks = new Map<string, HubTaskRecord>();
+  /** Trace id → ids of the tasks carrying it, so linking a sub-request never scans every task. */
+  private readonly tasksByTrace = new Map<string, string[]>();
   private readonly logs = new Map<string, EventLog>();
   private readonly dedupe = new Map<string, { taskId: string; expiresAt: number }>();
   private readonly conversations = new Map<string, Conversation>();
@@ -224,7 +226,12 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async saveTask(record: HubTaskRecord): Promise<void> {
-    if (!this.tasks.has(record.id) && this.tasks.size >= this.taskLimit) this.evictOneFinishedTask();
+    if (!this.tasks.has(record.id)) {
+      if (this.tasks.size >= this.taskLimit) this.evictOneFinishedTask();
+      const sameTrace = this.tasksByTrace.get(record.traceId);
+      if (sameTrace === undefined) this.tasksByTrace.set(record.traceId, [record.id]);
+      else sameTrace.push(record.id);
+    }
     this.tasks.set(record.id, record);
   }
 
@@ -329,6 +336,9 @@ export class InMemoryTaskStore implements TaskStore {
       if (isTerminalState(record.task.status.state)) {
         this.tasks.delete(id);
         this.logs.delete(id);
+        const sameTrace = this.tasksByTrace.get(record.traceId)?.filter((other) => other !== id) ?? [];
+        if (sameTrace.length === 0) this.tasksByTrace.delete(record.traceId);
+        else this.tasksByTrace.set(record.traceId, sameTrace);
         return;
       }
     }
