@@ -162,13 +162,17 @@ describe('/marketing routes', () => {
     await rm(root, { recursive: true, force: true });
   });
 
+  // Response bodies are untyped JSON the assertions walk freely.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  type Json = Record<string, any>;
+
   async function call(method: 'GET' | 'POST', path: string, body?: unknown, raw?: string) {
     const response = await fetch(`${base}${path}`, {
       method,
       headers: { 'content-type': 'application/json' },
       ...(raw !== undefined ? { body: raw } : body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
+    return { status: response.status, body: (await response.json()) as Json };
   }
 
   async function expectBadField(path: string, body: unknown, field: string) {

@@ -16,6 +16,7 @@ import {
   INSERT_TOUCHPOINT,
   type CycleReport,
 } from '../../spoke_marketing/orchestrator.js';
+import type { AdPlatform } from '../../spoke_marketing/platforms/adapter.js';
 import { createGooglePlatform } from '../../spoke_marketing/platforms/google.js';
 import { createMetaPlatform } from '../../spoke_marketing/platforms/meta.js';
 import { createTikTokPlatform } from '../../spoke_marketing/platforms/tiktok.js';
@@ -147,7 +148,7 @@ describe('marketing cycle', () => {
   let toolkit: MarketingToolkit;
   let model: ReturnType<typeof scriptedModel>;
   let abortDuringLlm: AbortController | null = null;
-  const platforms = {} as Parameters<typeof createMarketingToolkit>[0]['platforms'];
+  const platforms = {} as { meta: AdPlatform; google: AdPlatform; tiktok: AdPlatform };
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'agenthub-cycle-'));
