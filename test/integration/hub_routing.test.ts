@@ -394,6 +394,36 @@ describe('hub routing', () => {
     }
   });
 
+  it('closes gracefully: a request still running after the grace period fails with SPOKE_UNAVAILABLE', async () => {
+    const spoke = await startFakeSpoke('marketing');
+    cleanups.push(() => spoke.close());
+    const { hub, auth } = await startTestHub([{ name: 'marketing', port: spoke.port }], {
+      SHUTDOWN_GRACE_MS: '100',
+    });
+    await untilRoutable(hub, 'marketing');
+    const hold = holdingHandler(spoke);
+    const pending = a2a(hub, auth, 'SendMessage', { tenant: 'marketing', message: userMessage('long') });
+    await until(() => hold.held() === 1, 'request at the spoke');
+    const closing = spoke.connected().then(
+      (link) =>
+        new Promise<void>((resolve) => {
+          const timer = setInterval(() => {
+            if (link.closed) {
+              clearInterval(timer);
+              resolve();
+            }
+          }, 10);
+        }),
+    );
+    await hub.close();
+    const response = await pending;
+    expect(response.status).toBe(503);
+    expect(((await response.json()) as { error: { data: { reason: string }[] } }).error.data[0]?.reason).toBe(
+      'SPOKE_UNAVAILABLE',
+    );
+    await closing;
+  });
+
   it('terminates a dead peer that sends no pong and stops routing to it (T08)', async () => {
     const spoke = await startFakeSpoke('marketing', { autoPong: false });
     cleanups.push(() => spoke.close());
