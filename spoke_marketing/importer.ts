@@ -190,6 +190,16 @@ const metricsRecordSchema = z
     revenue: decimalAmount.optional(),
     revenue_minor: optionalMinor,
     new_customers: count,
+    margin: z
+      .string({ invalid_type_error: 'must be a number' })
+      .regex(
+        /^(?:0(?:\.\d{1,6})?|1(?:\.0{1,6})?|\.\d{1,6})$/,
+        'must be a fraction from 0 to 1 with at most 6 decimals',
+      )
+      .transform(Number)
+      .optional(),
+    cost_of_goods: decimalAmount.optional(),
+    cost_of_goods_minor: optionalMinor,
   })
   .strict()
   .transform((record, context): MetricsInput => {
@@ -204,6 +214,13 @@ const metricsRecordSchema = z
       context,
       { major: 'revenue', minor: 'revenue_minor' },
       { major: record.revenue, minor: record.revenue_minor },
+      record.currency,
+      false,
+    );
+    const costOfGoodsMinor = moneyField(
+      context,
+      { major: 'cost_of_goods', minor: 'cost_of_goods_minor' },
+      { major: record.cost_of_goods, minor: record.cost_of_goods_minor },
       record.currency,
       false,
     );
@@ -223,6 +240,8 @@ const metricsRecordSchema = z
       conversions: record.conversions,
       revenueMinor: revenueMinor ?? 0,
       newCustomers: record.new_customers,
+      margin: record.margin ?? null,
+      costOfGoodsMinor: costOfGoodsMinor ?? null,
     };
   });
 

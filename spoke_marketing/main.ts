@@ -89,6 +89,8 @@ async function loadStoredRows(period: { from: string; to: string }) {
       conversions: row.conversions,
       revenue: row.revenue,
       new_customers: row.newCustomers,
+      margin: row.margin,
+      cost_of_goods: row.costOfGoods,
     })),
     { source: 'stored metrics' },
   );

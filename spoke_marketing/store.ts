@@ -63,6 +63,10 @@ export interface MetricsInput {
   readonly conversions: number;
   readonly revenueMinor: number;
   readonly newCustomers?: number;
+  /** Gross margin as a fraction of revenue in [0, 1]; null or absent when not reported. */
+  readonly margin?: number | null;
+  /** Cost of goods sold in minor units; null or absent when not reported. */
+  readonly costOfGoodsMinor?: number | null;
 }
 
 /** One day of one campaign on one channel, as read; `spend`/`revenue` in major units, `*Minor` exact. */
@@ -81,15 +85,22 @@ export interface MetricsRow {
   readonly revenue: number;
   readonly revenueMinor: number;
   readonly newCustomers: number;
+  /** Gross margin as a fraction of revenue, or null when not reported. */
+  readonly margin: number | null;
+  /** Cost of goods sold in major units, or null when not reported. */
+  readonly costOfGoods: number | null;
+  readonly costOfGoodsMinor: number | null;
 }
 
 /** Upserts metric rows (arrays per column, one statement per batch); a re-import of a day replaces it. */
 export const UPSERT_METRICS = `
 INSERT INTO marketing_metrics AS m
-  (campaign, channel, date, source, currency, spend_minor, impressions, clicks, leads, conversions, revenue_minor, new_customers)
+  (campaign, channel, date, source, currency, spend_minor, impressions, clicks, leads, conversions, revenue_minor, new_customers,
+   margin, cost_of_goods_minor)
 SELECT * FROM unnest(
   $1::text[], $2::text[], $3::date[], $4::text[], $5::char(3)[], $6::bigint[],
-  $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::bigint[], $12::bigint[])
+  $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::bigint[], $12::bigint[],
+  $13::numeric[], $14::bigint[])
 ON CONFLICT (campaign, channel, date, source) DO UPDATE SET
   currency = EXCLUDED.currency,
   spend_minor = EXCLUDED.spend_minor,
@@ -99,12 +110,14 @@ ON CONFLICT (campaign, channel, date, source) DO UPDATE SET
   conversions = EXCLUDED.conversions,
   revenue_minor = EXCLUDED.revenue_minor,
   new_customers = EXCLUDED.new_customers,
+  margin = EXCLUDED.margin,
+  cost_of_goods_minor = EXCLUDED.cost_of_goods_minor,
   updated_at = now()`;
 
 /** Metric rows whose date lies in [$1, $2], optionally one campaign ($3) and/or channel ($4). */
 export const SELECT_METRICS_BY_PERIOD = `
 SELECT campaign, channel, date::text AS date, source, currency, spend_minor, impressions, clicks, leads,
-       conversions, revenue_minor, new_customers
+       conversions, revenue_minor, new_customers, margin, cost_of_goods_minor
 FROM marketing_metrics
 WHERE date BETWEEN $1::date AND $2::date
   AND ($3::text IS NULL OR campaign = $3)
@@ -131,6 +144,8 @@ export async function upsertMetrics(db: Queryable, rows: readonly MetricsInput[]
       batch.map((row) => String(row.conversions)),
       batch.map((row) => row.revenueMinor),
       batch.map((row) => row.newCustomers ?? 0),
+      batch.map((row) => (row.margin === undefined || row.margin === null ? null : String(row.margin))),
+      batch.map((row) => row.costOfGoodsMinor ?? null),
     ]);
     written += result.rowCount ?? 0;
   }
@@ -157,6 +172,8 @@ export async function selectMetricsByPeriod(db: Queryable, period: MetricsPeriod
     const currency = String(row.currency);
     const spendMinor = toSafeInteger(row.spend_minor, 'spend_minor');
     const revenueMinor = toSafeInteger(row.revenue_minor, 'revenue_minor');
+    const costOfGoodsMinor =
+      row.cost_of_goods_minor === null ? null : toSafeInteger(row.cost_of_goods_minor, 'cost_of_goods_minor');
     return {
       campaign: String(row.campaign),
       channel: String(row.channel),
@@ -172,6 +189,9 @@ export async function selectMetricsByPeriod(db: Queryable, period: MetricsPeriod
       revenue: minorToMajor(revenueMinor, currency),
       revenueMinor,
       newCustomers: toSafeInteger(row.new_customers, 'new_customers'),
+      margin: row.margin === null ? null : toNumber(row.margin),
+      costOfGoods: costOfGoodsMinor === null ? null : minorToMajor(costOfGoodsMinor, currency),
+      costOfGoodsMinor,
     };
   });
 }
