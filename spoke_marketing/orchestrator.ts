@@ -16,7 +16,6 @@ import {
 } from './attribution.js';
 import { optimizeBudget, type BudgetArm } from './budget.js';
 import {
-  conversionDedupeKey,
   currencyDigits,
   type AdPlatformName,
   type ConversionEvent,
@@ -1039,16 +1038,6 @@ export async function uploadConversions(
     }
   }
   return uploads;
-}
-
-/** The dedupe keys `conversions` get on each platform (what the upload log is keyed by). */
-export function conversionDedupeKeys(conversion: PendingConversion): Partial<Record<PlatformKey, string>> {
-  const keys: Partial<Record<PlatformKey, string>> = {};
-  for (const key of ['meta', 'tiktok'] as const) {
-    const event = eventFor(key, conversion);
-    if (event !== undefined) keys[key] = conversionDedupeKey(key, event);
-  }
-  return keys;
 }
 
 function clickIdsOf(
