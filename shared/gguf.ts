@@ -720,7 +720,9 @@ export function tinyModelShape(options: TinyModelOptions = {}): LlamaModelShape 
   const matrixType = options.matrixType ?? 'Q4_0';
   return {
     name: 'Mistral-7B-Instruct-v0.3 tiny random test',
-    contextLength: 4096,
+    // Mistral v0.3's trained context, so the memory planner chooses contexts the way it does for the real
+    // model: the 512-token vocabulary spends about a token per character, and the ROI prompt needs > 4096.
+    contextLength: 32768,
     embeddingLength: 64,
     blockCount: 2,
     feedForwardLength: 256,
