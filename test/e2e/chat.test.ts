@@ -1,0 +1,249 @@
+// e2e proof of the hub's chat endpoint with every process on real ports: which spoke a person's question reaches,
+// what an ambiguous message gets (stable across repeats), SSE with increasing ids ending in a terminal status, and a
+// reconnect with Last-Event-ID or ?afterSeq= that resumes without loss or duplication.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSampleCampaignCsv } from '../../spoke_marketing/sample_data.js';
+import { startSystem, type RunningSystem } from '../helpers/system.js';
+import { tinyModelPath } from '../helpers/tiny_model.js';
+
+let system: RunningSystem;
+
+beforeAll(async () => {
+  system = await startSystem({ marketingModel: await tinyModelPath() });
+}, 150_000);
+
+afterAll(async () => {
+  await system?.close();
+});
+
+interface ChatAnswer {
+  reply: string;
+  spoke: string | null;
+  taskId: string | null;
+  contextId: string;
+  state?: string;
+  clarification?: boolean;
+  candidates?: string[];
+}
+
+async function chat(message: string): Promise<ChatAnswer> {
+  const answer = await system.hub('/v1/chat', { body: { message } });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+  return answer.body as ChatAnswer;
+}
+
+interface HubTaskView {
+  target: string;
+  hops: { from: string; to: string; outcome: string | null }[];
+}
+
+/** The routed spoke as the hub's task record tells it (not only as the chat reply claims). */
+async function routedTo(taskId: string): Promise<string[]> {
+  const record = await system.hub(`/v1/tasks/${taskId}`);
+  expect(record.status).toBe(200);
+  const view = record.body as HubTaskView;
+  return [view.target, ...view.hops.filter((hop) => hop.from === 'client').map((hop) => hop.to)];
+}
+
+const TERMINAL = new Set([
+  'TASK_STATE_COMPLETED',
+  'TASK_STATE_FAILED',
+  'TASK_STATE_CANCELED',
+  'TASK_STATE_REJECTED',
+]);
+
+describe('chat routing', () => {
+  it('sends "How did our Q4 campaigns do?" to the marketing spoke', async () => {
+    const answer = await chat('How did our Q4 campaigns do?');
+    expect(answer.spoke).toBe('marketing');
+    expect(answer.taskId).not.toBeNull();
+    expect(await routedTo(answer.taskId!)).toEqual(['marketing', 'marketing']);
+    expect(TERMINAL.has(answer.state ?? '')).toBe(true);
+    expect(answer.reply).not.toBe('');
+  });
+
+  it('sends "What is the payback period of our Q4 marketing spend?" to the finance spoke', async () => {
+    const answer = await chat('What is the payback period of our Q4 marketing spend?');
+    expect(answer, `reply: ${answer.reply}`).toMatchObject({ spoke: 'finance' });
+    expect(await routedTo(answer.taskId!)).toEqual(['finance', 'finance']);
+  });
+
+  it('routes "What was our ROI last quarter?" (both spokes speak ROI) deterministically to marketing, every time', async () => {
+    const answers = [];
+    for (let repeat = 0; repeat < 3; repeat += 1) answers.push(await chat('What was our ROI last quarter?'));
+    expect(answers.map((answer) => answer.spoke)).toEqual(['marketing', 'marketing', 'marketing']);
+    expect(new Set(answers.map((answer) => answer.contextId)).size).toBe(3);
+    for (const answer of answers) expect(await routedTo(answer.taskId!)).toEqual(['marketing', 'marketing']);
+  });
+
+  it('answers "good morning" with the same clarifying question naming both agents, every time, and routes nothing', async () => {
+    const answers = [];
+    for (let repeat = 0; repeat < 3; repeat += 1) answers.push(await chat('good morning'));
+    for (const answer of answers) {
+      expect(answer).toMatchObject({ spoke: null, taskId: null, clarification: true });
+      expect(answer.reply).toContain('@marketing');
+      expect(answer.reply).toContain('@finance');
+    }
+    expect(new Set(answers.map((answer) => answer.reply)).size).toBe(1);
+    expect(new Set(answers.map((answer) => JSON.stringify(answer.candidates))).size).toBe(1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// SSE
+
+interface SseEvent {
+  id?: number;
+  event?: string;
+  data: unknown;
+}
+
+/** Complete events of an SSE text (a trailing event without its blank line is left out). */
+function parseSse(text: string): SseEvent[] {
+  const complete = text.slice(0, text.lastIndexOf('\n\n') + 2);
+  return complete
+    .split('\n\n')
+    .filter((block) => block.trim() !== '')
+    .map((block) => {
+      const event: SseEvent = { data: undefined };
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        const colon = line.indexOf(':');
+        const field = line.slice(0, colon);
+        const value = line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'id') event.id = Number(value);
+        else if (field === 'event') event.event = value;
+        else if (field === 'data') data.push(value);
+      }
+      event.data = JSON.parse(data.join('\n')) as unknown;
+      return event;
+    });
+}
+
+function stateOf(event: SseEvent): string | undefined {
+  const data = event.data as {
+    task?: { status?: { state?: string } };
+    statusUpdate?: { status?: { state?: string } };
+    state?: string;
+  };
+  return data.task?.status?.state ?? data.statusUpdate?.status?.state ?? data.state;
+}
+
+const QUESTION = `@marketing How did our Q4 2025 campaigns do?\n${generateSampleCampaignCsv({ seed: 11 })}`;
+
+function chatStream(messageId: string, headers: Record<string, string> = {}, signal?: AbortSignal) {
+  return fetch(`${system.hubUrl}/v1/chat`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${system.apiKey}`,
+      'content-type': 'application/json',
+      accept: 'text/event-stream',
+      ...headers,
+    },
+    body: JSON.stringify({ message: QUESTION, messageId }),
+    signal: signal ?? AbortSignal.timeout(180_000),
+  });
+}
+
+/** Reads an SSE response to its end. */
+async function readAll(response: Response): Promise<SseEvent[]> {
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  return parseSse(await response.text());
+}
+
+function numbered(events: readonly SseEvent[]): SseEvent[] {
+  return events.filter((event) => event.id !== undefined);
+}
+
+describe('chat over SSE', () => {
+  it('streams several events with increasing ids and ends with a terminal status and the reply', async () => {
+    const events = await readAll(await chatStream(randomUUID()));
+    const ids = numbered(events).map((event) => event.id);
+    expect(ids.length).toBeGreaterThan(1);
+    expect(ids).toEqual(ids.map((_id, index) => index + 1));
+    expect(TERMINAL.has(stateOf(numbered(events).at(-1)!) ?? '')).toBe(true);
+    const done = events.at(-1)!;
+    expect(done.event).toBe('done');
+    expect(done.data).toMatchObject({ spoke: 'marketing', state: 'TASK_STATE_COMPLETED' });
+    expect((done.data as { reply: string }).reply).toContain('Campaign ROI for 2025-Q4');
+  });
+
+  it('resumes after a reconnect with Last-Event-ID without loss or duplication: the two partial reads make one full read', async () => {
+    const { partOne, partTwo, full, lastSeen, taskId } = await resumed();
+    expect(partTwo[0]?.data).toMatchObject({ taskId });
+    expect(partTwo.at(-1)).toMatchObject({ event: 'done', data: { taskId, state: 'TASK_STATE_COMPLETED' } });
+    expect(numbered(partTwo)[0]?.id).toBe(lastSeen + 1);
+    const union = [...numbered(partOne), ...numbered(partTwo)];
+    expect(union.map(shape)).toEqual(numbered(full).map(shape));
+    expect(TERMINAL.has(stateOf(numbered(full).at(-1)!) ?? '')).toBe(true);
+
+    // The same resume point as ?afterSeq= on the task's event stream.
+    const afterSeq = await readAll(
+      await fetch(`${system.hubUrl}/v1/tasks/${taskId}/events?afterSeq=${lastSeen}`, {
+        headers: { authorization: `Bearer ${system.apiKey}`, accept: 'text/event-stream' },
+        signal: AbortSignal.timeout(60_000),
+      }),
+    );
+    expect(numbered(afterSeq).map(shape)).toEqual(numbered(full).slice(lastSeen).map(shape));
+  });
+
+  it('replays every event exactly as it was first delivered (same id, same content)', async () => {
+    const { partOne, partTwo, full } = await resumed();
+    const live = new Map([...numbered(partOne), ...numbered(partTwo)].map((event) => [event.id, event]));
+    const changed = numbered(full)
+      .filter((event) => JSON.stringify(event) !== JSON.stringify(live.get(event.id)))
+      .map((event) => event.id);
+    expect(changed, 'ids whose replayed content differs from the live delivery').toEqual([]);
+  });
+});
+
+/** id, event kind and task state: what loss or duplication would change. */
+function shape(event: SseEvent): [number | undefined, string | undefined, string | undefined] {
+  return [event.id, event.event, stateOf(event)];
+}
+
+interface Resumed {
+  partOne: SseEvent[];
+  partTwo: SseEvent[];
+  full: SseEvent[];
+  lastSeen: number;
+  taskId: string;
+}
+
+let resumedRun: Promise<Resumed> | undefined;
+/** One chat stream dropped after its first numbered event, resumed with Last-Event-ID, then read in full. */
+function resumed(): Promise<Resumed> {
+  resumedRun ??= (async () => {
+    const messageId = randomUUID();
+    const controller = new AbortController();
+    const first = await chatStream(messageId, {}, controller.signal);
+    expect(first.status).toBe(200);
+    const reader = first.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const deadline = Date.now() + 60_000;
+    // Read until the first numbered event has arrived, then drop the connection.
+    while (numbered(parseSse(text)).length === 0) {
+      if (Date.now() > deadline)
+        throw new Error(`no numbered event within 60 s; got ${JSON.stringify(text)}`);
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    controller.abort();
+    const partOne = parseSse(text);
+    const taskId = (partOne[0]?.data as { taskId: string }).taskId;
+    const lastSeen = numbered(partOne).at(-1)!.id!;
+    const partTwo = await readAll(await chatStream(messageId, { 'last-event-id': String(lastSeen) }));
+    const full = await readAll(
+      await fetch(`${system.hubUrl}/v1/tasks/${taskId}/events`, {
+        headers: { authorization: `Bearer ${system.apiKey}`, accept: 'text/event-stream' },
+        signal: AbortSignal.timeout(60_000),
+      }),
+    );
+    return { partOne, partTwo, full, lastSeen, taskId };
+  })();
+  return resumedRun;
+}
