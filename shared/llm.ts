@@ -31,6 +31,7 @@ import type {
   TextRequest,
   TextResult,
 } from './llm_client.js';
+import { maxJsonLength } from './json_schema_size.js';
 import { planModelMemory, type MemoryEstimate } from './llm_memory.js';
 import { silentLogger, type Logger } from './log.js';
 
@@ -148,6 +149,16 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
     timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The token budget of a structured answer when the caller sets none: the longest JSON the schema admits
+ * (each token spells at least one character) plus a little room, so a valid answer is never truncated; a
+ * schema with an unbounded string or array gets the plain default.
+ */
+function defaultStructuredMaxTokens(schema: JsonSchema): number {
+  const longest = maxJsonLength(schema);
+  return longest === null ? DEFAULT_MAX_TOKENS : longest + 16;
 }
 
 /** The default marketing model: Mistral-7B-Instruct-v0.3, Q4_K_M (4.37 GB), downloaded once into the cache. */
@@ -458,7 +469,7 @@ class NodeLlamaRuntime implements LlmRuntime {
           system: request.system,
           prompt,
           grammar,
-          maxTokens: request.maxTokens,
+          maxTokens: request.maxTokens ?? defaultStructuredMaxTokens(request.schema),
           temperature: request.temperature,
           seed: request.seed,
           signal: request.signal,

@@ -415,7 +415,6 @@ export function createRoiReviewSkill(deps: RoiReviewSkillDeps): SkillDefinition 
             validate: validateRoiReviewNarrative,
             facts,
             sectionsOf: (value) => ({ ...value }),
-            maxTokens: 900,
             signal: context.signal,
           });
           analysis = {

@@ -31,14 +31,14 @@ export interface RoiLlmAnalysis extends RoiNarrative {
 }
 
 const LIMITS = {
-  summary: 600,
-  channelName: 40,
-  assessment: 320,
+  summary: 400,
+  channelName: 24,
+  assessment: 200,
   channels: 6,
-  audience: 400,
-  roi: 500,
-  recommendation: 240,
-  recommendations: 5,
+  audience: 300,
+  roi: 400,
+  recommendation: 200,
+  recommendations: 4,
 } as const;
 
 const boundedString = (maxLength: number) => ({ type: 'string', maxLength }) as const;
@@ -224,7 +224,6 @@ export async function narrateCampaignRoi(
     validate: validateRoiNarrative,
     facts: roiFacts(metrics),
     sectionsOf: (value) => ({ ...value }),
-    maxTokens: 900,
     ...(signal === undefined ? {} : { signal }),
   });
   return {

@@ -71,6 +71,12 @@ const COMMANDS: ReadonlyArray<{ words: readonly string[]; summary: string; load:
     load: async () => (await import('../../spoke_marketing/data_commands.js')).jobsCommand,
   },
   {
+    words: ['marketing', 'cycle'],
+    summary:
+      'marketing cycle [--json] [--model FILE]             personas → creatives → deploy (dry-run) → sync → budgets → attribution',
+    load: async () => (await import('../../spoke_marketing/cycle_command.js')).marketingCycleCommand,
+  },
+  {
     words: ['status'],
     summary: 'status [--json]                               spokes and their attestation status',
     load: async () => (await import('./status_command.js')).statusCommand,
