@@ -87,25 +87,30 @@ export const marketingCycleCommand: CliCommand = async (io) => {
   let toolkit: Awaited<ReturnType<typeof openMarketingToolkit>> | undefined;
   try {
     if (modelSetting !== undefined && modelSetting !== '') llm = await openModel(io, stateDir, modelSetting);
-    toolkit = await openMarketingToolkit({
-      ...(io.env.DATABASE_URL === undefined ? {} : { databaseUrl: io.env.DATABASE_URL }),
-      dataDir,
-      llm,
-      platformMode: 'dry-run',
-      log: silentLogger(),
-    });
+    const open = (databaseUrl: string | undefined) =>
+      openMarketingToolkit({
+        ...(databaseUrl === undefined ? {} : { databaseUrl }),
+        dataDir,
+        llm,
+        platformMode: 'dry-run',
+        log: silentLogger(),
+      });
+    try {
+      toolkit = await open(io.env.DATABASE_URL);
+    } catch (error) {
+      // The running spoke owns the embedded database: go through its socket, as `agenthub import` does.
+      if (!isAppError(error, 'CONFLICT')) throw error;
+      const owner = error.details?.ownerConnectionString;
+      if (typeof owner !== 'string') throw error;
+      io.stderr(
+        `note: ${dataDir} is owned by process ${String(error.details?.ownerPid)}; going through it\n`,
+      );
+      toolkit = await open(owner);
+    }
     const report = await toolkit.runCycle({}, io.signal);
     io.stdout(values.json === true ? `${JSON.stringify(report)}\n` : formatReport(report));
     return report.ok ? 0 : 1;
   } catch (error) {
-    if (isAppError(error, 'CONFLICT') && typeof error.details?.ownerPid === 'number') {
-      io.stderr(
-        `error [CONFLICT]: the marketing database ${dataDir} is owned by the running marketing spoke (process ` +
-          `${error.details.ownerPid}). Stop the spoke and run the cycle again, or ask the running spoke to ` +
-          `run it: POST /marketing/cycle on its API (default http://127.0.0.1:8082/marketing/cycle).\n`,
-      );
-      return 1;
-    }
     const code = isAppError(error) ? ` [${error.code}]` : '';
     io.stderr(`error${code}: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
