@@ -457,6 +457,8 @@ async function main(): Promise<void> {
         hub_added_p99_ms_500rps: round(hubP99 - directP99, 3),
         hub_p50_ms_500rps: round(hubP50, 3),
         direct_p50_ms_500rps: round(directP50, 3),
+        hub_p99_ms_500rps: round(hubP99, 3),
+        direct_p99_ms_500rps: round(directP99, 3),
         throughput_rps_256b: round(throughputHub256, 0),
         throughput_rps_256b_direct: round(throughputDirect256, 0),
         throughput_rps_10kb: round(throughputHub10k, 0),

@@ -209,8 +209,8 @@ export interface InMemoryTaskStoreOptions {
 export class InMemoryTaskStore implements TaskStore {
   readonly epoch = randomUUID();
   private readonly tasks = new Map<string, HubTaskRecord>();
-  /** Trace id → ids of the tasks carrying it, so linking a sub-request never scans every task. */
-  private readonly tasksByTrace = new Map<string, string[]>();
+  /** `traceId NUL target` → the newest open task with that trace and target (O(1) sub-request linking). */
+  private readonly openByTrace = new Map<string, string>();
   private readonly logs = new Map<string, EventLog>();
   private readonly dedupe = new Map<string, { taskId: string; expiresAt: number }>();
   private readonly conversations = new Map<string, Conversation>();
@@ -226,12 +226,10 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async saveTask(record: HubTaskRecord): Promise<void> {
-    if (!this.tasks.has(record.id)) {
-      if (this.tasks.size >= this.taskLimit) this.evictOneFinishedTask();
-      const sameTrace = this.tasksByTrace.get(record.traceId);
-      if (sameTrace === undefined) this.tasksByTrace.set(record.traceId, [record.id]);
-      else sameTrace.push(record.id);
-    }
+    if (!this.tasks.has(record.id) && this.tasks.size >= this.taskLimit) this.evictOneFinishedTask();
+    const traceKey = `${record.traceId}\u0000${record.target}`;
+    if (!isTerminalState(record.task.status.state)) this.openByTrace.set(traceKey, record.id);
+    else if (this.openByTrace.get(traceKey) === record.id) this.openByTrace.delete(traceKey);
     this.tasks.set(record.id, record);
   }
 
@@ -258,17 +256,9 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async findOpenTaskByTrace(traceId: string, spoke: string): Promise<HubTaskRecord | undefined> {
-    let found: HubTaskRecord | undefined;
-    for (const record of this.tasks.values()) {
-      if (
-        record.traceId === traceId &&
-        record.target === spoke &&
-        !isTerminalState(record.task.status.state)
-      ) {
-        found = record;
-      }
-    }
-    return found;
+    const id = this.openByTrace.get(`${traceId}\u0000${spoke}`);
+    const record = id === undefined ? undefined : this.tasks.get(id);
+    return record !== undefined && !isTerminalState(record.task.status.state) ? record : undefined;
   }
 
   async findByMessageId(key: string, messageId: string, now: number): Promise<string | undefined> {
@@ -283,7 +273,11 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async rememberMessageId(key: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
-    if (this.dedupe.size >= this.taskLimit) this.evictExpiredDedupe(Date.now());
+    // Bounded like the tasks: the oldest remembered messageId goes first (a Map iterates in insertion order).
+    if (this.dedupe.size >= this.taskLimit) {
+      const oldest = this.dedupe.keys().next().value;
+      if (oldest !== undefined) this.dedupe.delete(oldest);
+    }
     this.dedupe.set(`${key}\u0000${messageId}`, { taskId, expiresAt });
   }
 
@@ -336,16 +330,9 @@ export class InMemoryTaskStore implements TaskStore {
       if (isTerminalState(record.task.status.state)) {
         this.tasks.delete(id);
         this.logs.delete(id);
-        const sameTrace = this.tasksByTrace.get(record.traceId)?.filter((other) => other !== id) ?? [];
-        if (sameTrace.length === 0) this.tasksByTrace.delete(record.traceId);
-        else this.tasksByTrace.set(record.traceId, sameTrace);
         return;
       }
     }
-  }
-
-  private evictExpiredDedupe(now: number): void {
-    for (const [key, entry] of this.dedupe) if (entry.expiresAt <= now) this.dedupe.delete(key);
   }
 }
 
