@@ -2,7 +2,8 @@
 // load, and a load that fails (no file, offline, over budget) makes every request fail with that reason,
 // which the skills turn into answers without a narrative. Readiness reports which of the three it is.
 import { toAppError, type AppError } from './errors.js';
-import type { LlmRuntime } from './llm.js';
+import { openLlm, type LlmGpu, type LlmRuntime } from './llm.js';
+import type { Logger } from './log.js';
 import type {
   LlmClient,
   StructuredRequest,
@@ -74,4 +75,34 @@ export function createDeferredLlm(loading: Promise<LlmRuntime>, label: string): 
       }
     },
   };
+}
+
+/** A spoke's model settings (its MODEL_PATH and LLM_* variables). */
+export interface SpokeModelSettings {
+  /** Local GGUF path; unset or empty → no model. */
+  readonly modelPath: string | undefined;
+  readonly cacheDir: string;
+  readonly maxMemoryMb: number;
+  readonly maxContextSize: number;
+  readonly threads?: number | undefined;
+  readonly gpu?: LlmGpu | undefined;
+  readonly log: Logger;
+}
+
+/** Starts loading a spoke's model in the background; null when none is configured. */
+export function openSpokeLlm(settings: SpokeModelSettings): DeferredLlm | null {
+  const { modelPath } = settings;
+  if (modelPath === undefined || modelPath === '') return null;
+  return createDeferredLlm(
+    openLlm({
+      model: modelPath,
+      cacheDir: settings.cacheDir,
+      maxMemoryMb: settings.maxMemoryMb,
+      maxContextSize: settings.maxContextSize,
+      log: settings.log,
+      ...(settings.threads === undefined ? {} : { threads: settings.threads }),
+      ...(settings.gpu === undefined ? {} : { gpu: settings.gpu }),
+    }),
+    modelPath,
+  );
 }

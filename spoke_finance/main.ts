@@ -3,9 +3,8 @@
 // financial decisions itself. Ctrl-C closes everything in order.
 import { join, resolve } from 'node:path';
 import process from 'node:process';
-import { createDeferredLlm, type DeferredLlm } from '../shared/deferred_llm.js';
+import { openSpokeLlm } from '../shared/deferred_llm.js';
 import { spokeCodePaths } from '../shared/layout.js';
-import { openLlm } from '../shared/llm.js';
 import { createLogger } from '../shared/log.js';
 import { runSpokeProcess } from '../shared/spoke_runtime.js';
 import { loadFinanceConfig } from './config.js';
@@ -16,20 +15,14 @@ const log = createLogger('spoke_finance', config.LOG_LEVEL);
 const stateDir = resolve(config.AGENTHUB_STATE_DIR);
 
 const modelSetting = config.MODEL_PATH === undefined || config.MODEL_PATH === '' ? null : config.MODEL_PATH;
-const llm: DeferredLlm | null =
-  modelSetting === null
-    ? null
-    : createDeferredLlm(
-        openLlm({
-          model: modelSetting,
-          cacheDir: config.MODEL_CACHE_DIR ?? join(stateDir, 'models'),
-          maxMemoryMb: config.AGENT_MAX_MEMORY_MB,
-          maxContextSize: config.LLM_MAX_CONTEXT,
-          log,
-          ...(config.LLM_THREADS === undefined ? {} : { threads: config.LLM_THREADS }),
-        }),
-        modelSetting,
-      );
+const llm = openSpokeLlm({
+  modelPath: config.MODEL_PATH,
+  cacheDir: config.MODEL_CACHE_DIR ?? join(stateDir, 'models'),
+  maxMemoryMb: config.AGENT_MAX_MEMORY_MB,
+  maxContextSize: config.LLM_MAX_CONTEXT,
+  threads: config.LLM_THREADS,
+  log,
+});
 
 const spoke = await runSpokeProcess({
   name: 'finance',

@@ -8,7 +8,8 @@ import { resolveStateDir } from '../shared/layout.js';
 import type { LlmClient } from '../shared/llm_client.js';
 import { silentLogger } from '../shared/log.js';
 import type { CycleReport } from './orchestrator.js';
-import { marketingDataDir, openMarketingToolkit } from './toolkit.js';
+import { marketingDataDir } from './data_commands.js';
+import { openMarketingToolkit } from './toolkit.js';
 
 const USAGE = `usage: agenthub marketing cycle [--state-dir DIR] [--json] [--model FILE|hf:URI]
   Runs the marketing lifecycle once: discover personas → generate creatives → deploy (dry-run: requests are

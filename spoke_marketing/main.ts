@@ -4,11 +4,10 @@
 // The spoke listens and gets attested at once; what needs the database waits for it. Ctrl-C closes in order.
 import { join, resolve } from 'node:path';
 import process from 'node:process';
-import { createDeferredLlm, type DeferredLlm } from '../shared/deferred_llm.js';
+import { openSpokeLlm } from '../shared/deferred_llm.js';
 import { createJobRunner, type JobRunner } from '../shared/jobs.js';
 import { MARKETING_QUEUES } from '../shared/job_contracts.js';
 import { spokeCodePaths } from '../shared/layout.js';
-import { openLlm } from '../shared/llm.js';
 import { createLogger } from '../shared/log.js';
 import { runSpokeProcess } from '../shared/spoke_runtime.js';
 import { parseCampaignRecords } from './campaign_rows.js';
@@ -26,21 +25,15 @@ const log = createLogger('spoke_marketing', config.LOG_LEVEL);
 const stateDir = resolve(config.AGENTHUB_STATE_DIR);
 
 const modelSetting = config.MODEL_PATH === undefined || config.MODEL_PATH === '' ? null : config.MODEL_PATH;
-const llm: DeferredLlm | null =
-  modelSetting === null
-    ? null
-    : createDeferredLlm(
-        openLlm({
-          model: modelSetting,
-          cacheDir: config.MODEL_CACHE_DIR ?? join(stateDir, 'models'),
-          maxMemoryMb: config.AGENT_MAX_MEMORY_MB,
-          maxContextSize: config.LLM_MAX_CONTEXT,
-          gpu: config.LLM_GPU === 'false' ? false : config.LLM_GPU,
-          log,
-          ...(config.LLM_THREADS === undefined ? {} : { threads: config.LLM_THREADS }),
-        }),
-        modelSetting,
-      );
+const llm = openSpokeLlm({
+  modelPath: config.MODEL_PATH,
+  cacheDir: config.MODEL_CACHE_DIR ?? join(stateDir, 'models'),
+  maxMemoryMb: config.AGENT_MAX_MEMORY_MB,
+  maxContextSize: config.LLM_MAX_CONTEXT,
+  threads: config.LLM_THREADS,
+  gpu: config.LLM_GPU === 'false' ? false : config.LLM_GPU,
+  log,
+});
 
 // The toolkit (database with migrations, upload log, dry-run platform adapters, retrieval) opens while the
 // spoke already serves and is attested: an embedded PGlite blocks for seconds while it starts. A toolkit

@@ -2,7 +2,7 @@
 // routes, the lifecycle and the scheduled-job handlers, all on one set of operations whose inputs are parsed
 // here (zod, snake_case fields, 400 naming the field); openMarketingToolkit builds the deps from settings.
 import { randomUUID } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type express from 'express';
 import { z } from 'zod';
 import { migrate, openDatabase, type Database } from '../shared/db.js';
@@ -285,11 +285,6 @@ export async function openMarketingToolkit(
     await db.close();
     throw error;
   }
-}
-
-/** `<state>/data/marketing`, the embedded database of the marketing spoke. */
-export function marketingDataDir(stateDir: string): string {
-  return join(stateDir, 'data', 'marketing');
 }
 
 // ---------------------------------------------------------------------------------------------------------
