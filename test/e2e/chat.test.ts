@@ -142,7 +142,7 @@ function chatStream(messageId: string, headers: Record<string, string> = {}, sig
       ...headers,
     },
     body: JSON.stringify({ message: QUESTION, messageId }),
-    signal: signal ?? AbortSignal.timeout(180_000),
+    signal: signal ?? AbortSignal.timeout(90_000),
   });
 }
 
@@ -168,7 +168,7 @@ describe('chat over SSE', () => {
     expect(done.event).toBe('done');
     expect(done.data).toMatchObject({ spoke: 'marketing', state: 'TASK_STATE_COMPLETED' });
     expect((done.data as { reply: string }).reply).toContain('Campaign ROI for 2025-Q4');
-  });
+  }, 120_000);
 
   it('resumes after a reconnect with Last-Event-ID without loss or duplication: the two partial reads make one full read', async () => {
     const { partOne, partTwo, full, lastSeen, taskId } = await resumed();
@@ -187,7 +187,7 @@ describe('chat over SSE', () => {
       }),
     );
     expect(numbered(afterSeq).map(shape)).toEqual(numbered(full).slice(lastSeen).map(shape));
-  });
+  }, 120_000);
 
   it('replays every event exactly as it was first delivered (same id, same content)', async () => {
     const { partOne, partTwo, full } = await resumed();
@@ -196,7 +196,7 @@ describe('chat over SSE', () => {
       .filter((event) => JSON.stringify(event) !== JSON.stringify(live.get(event.id)))
       .map((event) => event.id);
     expect(changed, 'ids whose replayed content differs from the live delivery').toEqual([]);
-  });
+  }, 120_000);
 });
 
 /** id, event kind and task state: what loss or duplication would change. */
@@ -218,7 +218,11 @@ function resumed(): Promise<Resumed> {
   resumedRun ??= (async () => {
     const messageId = randomUUID();
     const controller = new AbortController();
-    const first = await chatStream(messageId, {}, controller.signal);
+    const first = await chatStream(
+      messageId,
+      {},
+      AbortSignal.any([controller.signal, AbortSignal.timeout(90_000)]),
+    );
     expect(first.status).toBe(200);
     const reader = first.body!.getReader();
     const decoder = new TextDecoder();

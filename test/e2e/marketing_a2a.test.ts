@@ -108,7 +108,7 @@ describe('marketing campaign-roi-analysis through the hub (tiny model)', () => {
     expect(data.marketing_metrics.period.label).toBe('2025-Q4');
     expect(data.marketing_metrics.overall.spend).toBe(q4Sum('spend'));
     expect(data.marketing_metrics.overall.revenue).toBe(q4Sum('revenue'));
-  });
+  }, 120_000);
 
   it('narrates with the model and reports a consistent grounding check that collaboration_ready follows', async () => {
     const { data, text, task } = await analysed();
@@ -146,5 +146,5 @@ describe('marketing campaign-roi-analysis through the hub (tiny model)', () => {
     const again = await analyse();
     expect(again.data.llm_analysis).toEqual(data.llm_analysis);
     expect(again.data.collaboration_ready).toBe(data.collaboration_ready);
-  });
+  }, 120_000);
 });

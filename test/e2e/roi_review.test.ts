@@ -388,7 +388,7 @@ describe('roi-review through the hub (finance asks marketing through the hub)', 
     expect(text).toContain(`NPV ${expected.npv}`);
     for (const move of expected.moves)
       expect(text).toContain(`${move.amount} from ${move.from} to ${move.to}`);
-  });
+  }, 120_000);
 
   it("records both hops on the hub task — finance, then marketing as a child of finance's request — with timings and attestation", async () => {
     const { task, data } = await review();

@@ -300,6 +300,11 @@ async function startSystemOnce(options: SystemOptions): Promise<RunningSystem> {
   };
   const children = new Map<ProcessName, Child>();
   let closed = false;
+  // If the test process exits without close() (a crash, a killed worker), do not leave the children running.
+  const killOnExit = (): void => {
+    for (const child of children.values()) child.process.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
 
   function start(name: ProcessName): void {
     if (children.has(name)) throw new Error(`${name} is already running`);
@@ -403,6 +408,7 @@ async function startSystemOnce(options: SystemOptions): Promise<RunningSystem> {
     if (closed) return;
     closed = true;
     await Promise.all([...children.keys()].map((name) => stop(name)));
+    process.off('exit', killOnExit);
     if (process.env.AGENTHUB_E2E_KEEP !== '1') await rm(stateDir, { recursive: true, force: true });
   }
 
