@@ -2,7 +2,7 @@
 // with resume), hub tasks, A2A JSON-RPC over HTTP + SSE, the hub agent card, JWKS and metrics; wires links,
 // appraisal and routing together from explicit dependencies so tests start the same hub on port 0.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -104,7 +104,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const { config, hubKey, trustStore, referenceValues } = options;
   const log = options.logger ?? silentLogger();
   const registry = new ReplicaRegistry([...trustStore.spokes.keys()], config.DEFAULT_REPLICA_CAPACITY);
-  const store = options.store ?? new InMemoryTaskStore({ eventLimit: config.TASK_EVENT_LIMIT, taskLimit: config.TASK_LIMIT });
+  const store =
+    options.store ??
+    new InMemoryTaskStore({ eventLimit: config.TASK_EVENT_LIMIT, taskLimit: config.TASK_LIMIT });
   const bus = new TaskEventBus();
   const metrics = new HubMetrics();
   const router = new Router({
@@ -143,7 +145,15 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   });
 
   const app = express();
-  const server = createServer(app);
+  // POST /a2a (the routed hot path) is served without express: its own body reader and JSON-RPC errors;
+  // everything else, including other methods on /a2a, goes through the express app.
+  const server = createServer((req, res) => {
+    if (req.method === 'POST' && (req.url === A2A_PATH || req.url?.startsWith(`${A2A_PATH}?`) === true)) {
+      void serveA2a(req, res, context);
+      return;
+    }
+    app(req, res);
+  });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.maxHeadersCount = 100;
@@ -156,7 +166,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     store,
     metrics,
     hubKey,
-    apiKeyDigest: digest(options.apiKey),
+    apiKeyMatches: apiKeyMatcher(options.apiKey),
     log,
     classify: options.classify,
     version: options.version ?? '0.1.0',
@@ -219,7 +229,8 @@ interface RouteContext {
   readonly store: TaskStore;
   readonly metrics: HubMetrics;
   readonly hubKey: SigningKey;
-  readonly apiKeyDigest: Buffer;
+  /** Constant-time check of an `Authorization` header against the API key. */
+  apiKeyMatches(header: string | undefined): boolean;
   readonly log: Logger;
   readonly classify: ChatClassifier | undefined;
   readonly version: string;
@@ -228,6 +239,16 @@ interface RouteContext {
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** `Authorization: Bearer <key>` compared in constant time (digests, so the key length does not leak). */
+function apiKeyMatcher(apiKey: string): (header: string | undefined) => boolean {
+  const expected = digest(apiKey);
+  return (header) => {
+    const match = typeof header === 'string' ? /^Bearer ([^\s]{1,512})$/.exec(header) : null;
+    const presented = match?.[1];
+    return presented !== undefined && timingSafeEqual(digest(presented), expected);
+  };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -244,10 +265,7 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
   });
 
   const requireApiKey = (req: Request, _res: Response, next: NextFunction): void => {
-    const header = req.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer ([^\s]{1,512})$/.exec(header) : null;
-    const presented = match?.[1];
-    if (presented === undefined || !timingSafeEqual(digest(presented), context.apiKeyDigest)) {
+    if (!context.apiKeyMatches(req.headers.authorization)) {
       next(new AppError('UNAUTHORIZED', 'missing or wrong API key (Authorization: Bearer <api key>)'));
       return;
     }
@@ -456,54 +474,6 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
     res.end();
   });
 
-  app.post('/a2a', requireApiKey, json, async (req, res) => {
-    res.setHeader('A2A-Version', A2A_VERSION);
-    let requestId: JsonRpcId | null = null;
-    try {
-      const version = req.headers['a2a-version'];
-      if (typeof version === 'string' && version !== '' && !/^1(\.\d+)?$/.test(version)) {
-        throw new AppError(
-          'UNSUPPORTED_OPERATION',
-          `A2A version ${version} is not supported (use ${A2A_VERSION})`,
-          {
-            details: { supported: [A2A_VERSION] },
-          },
-        );
-      }
-      const frame = parseJsonRpcObject(req.body);
-      if (frame.kind !== 'request') {
-        throw new AppError('INVALID_REQUEST', 'the body must be a JSON-RPC 2.0 request with an id');
-      }
-      requestId = frame.id;
-      const controller = abortOnClose(res);
-      const params = withLastEventId(frame.method, frame.params, req);
-      const outcome = await router.a2a(CLIENT, frame.method, params, controller.signal);
-      if (outcome.kind === 'result') {
-        res.json({ jsonrpc: '2.0', id: requestId, result: outcome.result });
-        return;
-      }
-      openEventStream(res);
-      for await (const entry of outcome.entries) {
-        writeEvent(res, { id: entry.seq, data: { jsonrpc: '2.0', id: requestId, result: entry.event } });
-        const failure = entryFailure(entry);
-        if (failure !== undefined) {
-          writeEvent(res, { data: { jsonrpc: '2.0', id: requestId, error: toJsonRpcError(failure) } });
-        }
-      }
-      res.end();
-    } catch (error) {
-      const appError = toAppError(error);
-      if (res.headersSent) {
-        if (!res.writableEnded) {
-          writeEvent(res, { data: { jsonrpc: '2.0', id: requestId, error: toJsonRpcError(appError) } });
-          res.end();
-        }
-        return;
-      }
-      sendJsonRpcError(res, requestId, appError);
-    }
-  });
-
   app.get('/.well-known/agent-card.json', (_req, res) => {
     const tenants: HubTenant[] = registry.spokeNames().map((spoke) => {
       const card = registry.card(spoke);
@@ -566,6 +536,113 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
   });
 }
 
+const A2A_PATH = '/a2a';
+
+/** Serves POST /a2a: API key, A2A-Version, body, JSON-RPC dispatch to the router; JSON or SSE answers. */
+async function serveA2a(req: IncomingMessage, res: ServerResponse, context: RouteContext): Promise<void> {
+  res.setHeader('A2A-Version', A2A_VERSION);
+  let requestId: JsonRpcId | null = null;
+  try {
+    if (!context.apiKeyMatches(req.headers.authorization)) {
+      throw new AppError('UNAUTHORIZED', 'missing or wrong API key (Authorization: Bearer <api key>)');
+    }
+    const version = req.headers['a2a-version'];
+    if (typeof version === 'string' && version !== '' && !/^1(\.\d+)?$/.test(version)) {
+      throw new AppError(
+        'UNSUPPORTED_OPERATION',
+        `A2A version ${version} is not supported (use ${A2A_VERSION})`,
+        {
+          details: { supported: [A2A_VERSION] },
+        },
+      );
+    }
+    const frame = parseJsonRpcObject(await readJsonBody(req));
+    if (frame.kind !== 'request') {
+      throw new AppError('INVALID_REQUEST', 'the body must be a JSON-RPC 2.0 request with an id');
+    }
+    requestId = frame.id;
+    const controller = abortOnClose(res);
+    const params = withLastEventId(frame.method, frame.params, req);
+    const outcome = await context.router.a2a(CLIENT, frame.method, params, controller.signal);
+    if (outcome.kind === 'result') {
+      sendJson(res, 200, { jsonrpc: '2.0', id: requestId, result: outcome.result });
+      return;
+    }
+    openEventStream(res);
+    for await (const entry of outcome.entries) {
+      writeEvent(res, { id: entry.seq, data: { jsonrpc: '2.0', id: requestId, result: entry.event } });
+      const failure = entryFailure(entry);
+      if (failure !== undefined) {
+        writeEvent(res, { data: { jsonrpc: '2.0', id: requestId, error: toJsonRpcError(failure) } });
+      }
+    }
+    res.end();
+  } catch (error) {
+    const appError = httpError(error);
+    if (appError.code === 'INTERNAL' && !isAppError(error))
+      context.log.error({ err: error }, 'A2A request failed');
+    if (res.headersSent) {
+      if (!res.writableEnded) {
+        writeEvent(res, { data: { jsonrpc: '2.0', id: requestId, error: toJsonRpcError(appError) } });
+        res.end();
+      }
+      return;
+    }
+    sendJsonRpcError(res, requestId, appError);
+  }
+}
+
+/** Reads a JSON request body of at most LIMITS.maxHttpBodyBytes (identity encoding, UTF-8). */
+function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+    req.resume();
+    return Promise.reject(new AppError('BAD_REQUEST', 'Content-Type must be application/json'));
+  }
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding !== 'identity') {
+    req.resume();
+    return Promise.reject(new AppError('BAD_REQUEST', `unsupported Content-Encoding ${encoding}`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = Number(req.headers['content-length'] ?? 0) > LIMITS.maxHttpBodyBytes;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > LIMITS.maxHttpBodyBytes) tooLarge = true;
+      if (!tooLarge) chunks.push(chunk);
+    });
+    req.on('error', (error) =>
+      reject(new AppError('CANCELED', 'the client aborted the request', { cause: error })),
+    );
+    req.on('end', () => {
+      if (tooLarge) {
+        reject(
+          new AppError('PAYLOAD_TOO_LARGE', `request body larger than ${LIMITS.maxHttpBodyBytes} bytes`, {
+            details: { limitBytes: LIMITS.maxHttpBodyBytes },
+          }),
+        );
+        return;
+      }
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks, size).toString('utf8')) as unknown);
+      } catch (error) {
+        reject(new AppError('PARSE_ERROR', 'request body is not valid JSON', { cause: error }));
+      }
+    });
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
 /** Maps body-parser and other errors to AppErrors. */
 function httpError(error: unknown): AppError {
   if (isAppError(error)) return error;
@@ -587,21 +664,21 @@ function httpError(error: unknown): AppError {
   return toAppError(error);
 }
 
-function setRetryAfter(res: Response, error: AppError): void {
+function setRetryAfter(res: ServerResponse, error: AppError): void {
   if (error.retryAfterSeconds !== undefined)
     res.setHeader('Retry-After', String(Math.ceil(error.retryAfterSeconds)));
 }
 
-function sendError(res: Response, error: AppError): void {
+function sendError(res: ServerResponse, error: AppError): void {
   setRetryAfter(res, error);
   if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
-  res.status(error.mapping.http).json(error.toJSON());
+  sendJson(res, error.mapping.http, error.toJSON());
 }
 
-function sendJsonRpcError(res: Response, id: JsonRpcId | null, error: AppError): void {
+function sendJsonRpcError(res: ServerResponse, id: JsonRpcId | null, error: AppError): void {
   setRetryAfter(res, error);
   if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
-  res.status(error.mapping.http).json({ jsonrpc: '2.0', id, error: toJsonRpcError(error) });
+  sendJson(res, error.mapping.http, { jsonrpc: '2.0', id, error: toJsonRpcError(error) });
 }
 
 function parseBody<S extends z.ZodTypeAny>(schema: S, body: unknown): z.infer<S> {
@@ -630,7 +707,7 @@ function checkOrigin(req: Request, res: Response, allowed: readonly string[]): v
   res.setHeader('Vary', 'Origin');
 }
 
-function abortOnClose(res: Response): AbortController {
+function abortOnClose(res: ServerResponse): AbortController {
   const controller = new AbortController();
   res.once('close', () => {
     if (!res.writableFinished) controller.abort();
@@ -659,7 +736,7 @@ function resumePoint(req: Request): number {
 }
 
 /** SubscribeToTask over HTTP honours Last-Event-ID as `metadata[afterSeq]`. */
-function withLastEventId(method: string, params: unknown, req: Request): unknown {
+function withLastEventId(method: string, params: unknown, req: IncomingMessage): unknown {
   if (
     method !== 'SubscribeToTask' ||
     typeof params !== 'object' ||
@@ -675,15 +752,15 @@ function withLastEventId(method: string, params: unknown, req: Request): unknown
   return { ...record, metadata: { ...record.metadata, [META.afterSeq]: header } };
 }
 
-function openEventStream(res: Response): void {
-  res.status(200);
+function openEventStream(res: ServerResponse): void {
+  res.statusCode = 200;
   res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
   res.setHeader('Cache-Control', 'no-cache, no-transform');
   res.setHeader('X-Accel-Buffering', 'no');
   res.flushHeaders();
 }
 
-function writeEvent(res: Response, event: { id?: number; event?: string; data: unknown }): void {
+function writeEvent(res: ServerResponse, event: { id?: number; event?: string; data: unknown }): void {
   if (res.writableEnded || res.destroyed) return;
   let text = '';
   if (event.id !== undefined) text += `id: ${event.id}\n`;
@@ -692,7 +769,7 @@ function writeEvent(res: Response, event: { id?: number; event?: string; data: u
   res.write(text);
 }
 
-async function streamChat(res: Response, entries: AsyncIterable<TaskEventEntry>): Promise<void> {
+async function streamChat(res: ServerResponse, entries: AsyncIterable<TaskEventEntry>): Promise<void> {
   for await (const entry of entries) {
     const kind = Object.keys(entry.event)[0] ?? 'event';
     writeEvent(res, { id: entry.seq, event: kind, data: entry.event });
