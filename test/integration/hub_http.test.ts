@@ -185,6 +185,36 @@ describe('hub HTTP hostile input', () => {
     await healthy();
   });
 
+  it('refuses a browser Origin that is not in CHAT_ALLOWED_ORIGINS with 403 FORBIDDEN', async () => {
+    const response = await fetch(`${hub.url}/v1/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://evil.example', ...auth },
+      body: JSON.stringify({ message: '@marketing hi' }),
+    });
+    expect(response.status).toBe(403);
+    expect(await errorCode(response)).toBe('FORBIDDEN');
+    await healthy();
+  });
+
+  it('answers a bad Last-Event-ID with BAD_REQUEST and an unknown task with TASK_NOT_FOUND', async () => {
+    const missing = await fetch(`${hub.url}/v1/tasks/${randomUUID()}/events`, { headers: auth });
+    expect(missing.status).toBe(404);
+    expect(await errorCode(missing)).toBe('TASK_NOT_FOUND');
+    const bad = await fetch(`${hub.url}/v1/chat`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+        'last-event-id': 'x',
+        ...auth,
+      },
+      body: JSON.stringify({ message: '@finance hi' }),
+    });
+    expect(bad.status).toBe(400);
+    expect(await errorCode(bad)).toBe('BAD_REQUEST');
+    await healthy();
+  });
+
   it('answers an unknown path with NOT_FOUND', async () => {
     const response = await fetch(`${hub.url}/nope`, { headers: auth });
     expect(response.status).toBe(404);
@@ -321,6 +351,11 @@ describe('hub HTTP routes', () => {
       event: 'done',
       data: { reply: 'the ROI is 3.2', spoke: 'marketing' },
     });
+    const taskId = (rest.at(-1)?.data as { taskId: string }).taskId;
+    const replay = parseSse(
+      await (await fetch(`${hub.url}/v1/tasks/${taskId}/events?afterSeq=1`, { headers: auth })).text(),
+    );
+    expect(replay.map((event) => event.id)).toEqual(ids.slice(1));
     expect(
       marketing.requests.filter((request) => request.method === 'SendStreamingMessage').length,
     ).toBeGreaterThan(0);
