@@ -161,6 +161,29 @@ export function findQuarterInText(text: string): PeriodSpan | null {
     : quarterSpan(Number(match[3]), Number(match[4]));
 }
 
+/**
+ * A quarter named without a year ("Q4", "our q2 campaigns") or the latest quarter ("last quarter", "latest
+ * quarter", "this quarter"): the quarter number, or 'latest'; null when the text names neither (or names a
+ * quarter with its year, which {@link findQuarterInText} handles).
+ */
+export function findYearlessQuarter(text: string): number | 'latest' | null {
+  if (findQuarterInText(text) !== null) return null;
+  const named = /\bQ([1-4])\b/i.exec(text);
+  if (named !== null) return Number(named[1]);
+  return /\b(?:last|latest|most recent|this|current)\s+quarter\b/i.test(text) ? 'latest' : null;
+}
+
+/**
+ * Resolves a year-less quarter against the latest date that has data: `Qn` is the most recent quarter n that
+ * started on or before it, 'latest' the quarter containing it.
+ */
+export function resolveYearlessQuarter(quarter: number | 'latest', latestIsoDate: string): PeriodSpan {
+  if (quarter === 'latest') return quarterContaining(latestIsoDate);
+  const year = Number(latestIsoDate.slice(0, 4));
+  const candidate = quarterSpan(year, quarter);
+  return candidate.from <= latestIsoDate ? candidate : quarterSpan(year - 1, quarter);
+}
+
 /** The quarter that contains an ISO date. */
 export function quarterContaining(iso: string): PeriodSpan {
   const year = Number(iso.slice(0, 4));

@@ -15,7 +15,7 @@ import { loadMarketingConfig } from './config.js';
 import { jobsDataDir, marketingDataDir } from './data_commands.js';
 import { createCampaignRoiSkill } from './roi_skill.js';
 import { createMarketingRouter } from './routes.js';
-import { selectMetricsByPeriod } from './store.js';
+import { selectLatestMetricsDate, selectMetricsByPeriod } from './store.js';
 import { openMarketingToolkit, type MarketingOperations } from './toolkit.js';
 import { createMarketingSkills } from './toolkit_skills.js';
 import { startMarketingJobs } from './workers.js';
@@ -98,6 +98,7 @@ const spoke = await runSpokeProcess({
     createCampaignRoiSkill({
       llm,
       loadStoredRows,
+      latestStoredDate: async () => selectLatestMetricsDate((await toolkitReady).db),
       ...(llm === null ? { llmUnavailableReason: 'no model is configured (MODEL_PATH is unset)' } : {}),
     }),
     ...createMarketingSkills(operations),

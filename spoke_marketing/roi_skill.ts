@@ -7,11 +7,13 @@ import type { SkillDefinition, SkillInput, SkillResult } from '../shared/skill.j
 import { groundedShare } from '../shared/grounding.js';
 import {
   findQuarterInText,
+  findYearlessQuarter,
   isoDateToDay,
   parseCampaignCsv,
   parseCampaignRecords,
   parsePeriodLabel,
   previousPeriod,
+  resolveYearlessQuarter,
   type CampaignRow,
 } from './campaign_rows.js';
 import {
@@ -197,6 +199,8 @@ export interface CampaignRoiSkillDeps {
   readonly llm: LlmClient | null;
   /** Loads stored campaign rows for a date range (inclusive); used when a request names a period but sends no rows. */
   readonly loadStoredRows?: (period: { from: string; to: string }) => Promise<CampaignRow[]>;
+  /** The latest date with stored campaign data (ISO), or null when none: resolves "Q4" or "last quarter". */
+  readonly latestStoredDate?: () => Promise<string | null>;
   /** Why there is no LLM (e.g. the model file is missing), reported in answers. */
   readonly llmUnavailableReason?: string;
 }
@@ -312,9 +316,14 @@ export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinit
       throwIfCanceled(context.signal);
       const request = readRequest(input);
       let rows = request.rows;
+      let period = request.period;
       let source: 'request' | 'stored' = 'request';
       if (rows === null) {
-        const period = request.period;
+        const yearless = period === undefined ? findYearlessQuarter(request.prose) : null;
+        if (yearless !== null && deps.latestStoredDate !== undefined) {
+          const latest = await deps.latestStoredDate();
+          if (latest !== null) period = resolveYearlessQuarter(yearless, latest);
+        }
         if (period === undefined || period === 'all') {
           throw new AppError(
             'VALIDATION_FAILED',
@@ -337,7 +346,7 @@ export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinit
       context.progress(`computing metrics over ${rows.length} rows`);
       const analyzed = await analyzeCampaignRoi(rows, {
         llm: deps.llm,
-        period: request.period,
+        period,
         question: request.prose.trim() === '' ? undefined : request.prose,
         signal: context.signal,
         ...(deps.llmUnavailableReason === undefined

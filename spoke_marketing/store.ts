@@ -160,6 +160,15 @@ export interface MetricsPeriod {
   readonly channel?: string;
 }
 
+/** The latest date that has metric rows (ISO), or null when there are none. */
+export const SELECT_LATEST_METRICS_DATE = `SELECT max(date)::text AS latest FROM marketing_metrics`;
+
+/** The latest date with stored metrics, or null when the table is empty. */
+export async function selectLatestMetricsDate(db: Queryable): Promise<string | null> {
+  const result = await db.query<{ latest: string | null }>(SELECT_LATEST_METRICS_DATE);
+  return result.rows[0]?.latest ?? null;
+}
+
 /** Metric rows of a period, ordered by date, campaign, channel. */
 export async function selectMetricsByPeriod(db: Queryable, period: MetricsPeriod): Promise<MetricsRow[]> {
   const result = await db.query<Record<string, unknown>>(SELECT_METRICS_BY_PERIOD, [

@@ -193,7 +193,9 @@ export const upCommand: CliCommand = async (io) => {
               .join(', ');
       io.stdout(`${spoke.name.padEnd(10)} ${described}\n`);
     }
-    io.stdout('ready. Try: npx agenthub chat "How did our Q4 campaigns do?"\n');
+    io.stdout(
+      'ready. Try: npx agenthub sample q4 --out q4.csv && npx agenthub import metrics q4.csv && npx agenthub chat "How did our Q4 campaigns do?"\n',
+    );
     await new Promise<void>((done) => waitSignal.addEventListener('abort', () => done(), { once: true }));
   }
 

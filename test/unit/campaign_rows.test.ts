@@ -8,6 +8,8 @@ import {
   parsePeriodLabel,
   previousPeriod,
   toCampaignTable,
+  findYearlessQuarter,
+  resolveYearlessQuarter,
 } from '../../spoke_marketing/campaign_rows.js';
 
 const HEADER = 'campaign,channel,date,spend,impressions,clicks,leads,conversions,revenue';
@@ -157,5 +159,28 @@ describe('toCampaignTable', () => {
     expect(table.campaigns).toEqual(['a']);
     expect(table.clicks[0]).toBe(3);
     expect(Number.isNaN(table.clicks[1])).toBe(true);
+  });
+});
+
+describe('year-less quarters', () => {
+  it.each([
+    ['How did our Q4 campaigns do?', 4],
+    ['q2 results', 2],
+    ['ROI for last quarter', 'latest'],
+    ['what happened this quarter', 'latest'],
+    ['Q4 2025 please', null],
+    ['How are we doing?', null],
+  ] as const)('reads %j as %j', (text, expected) => {
+    expect(findYearlessQuarter(text)).toBe(expected);
+  });
+
+  it.each([
+    [4, '2026-01-15', '2025-Q4'],
+    [4, '2025-10-01', '2025-Q4'],
+    [4, '2025-09-30', '2024-Q4'],
+    [1, '2025-03-31', '2025-Q1'],
+    ['latest', '2025-11-10', '2025-Q4'],
+  ] as const)('resolves %j against latest data %s as %s', (quarter, latest, label) => {
+    expect(resolveYearlessQuarter(quarter, latest).label).toBe(label);
   });
 });

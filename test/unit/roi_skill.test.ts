@@ -157,6 +157,44 @@ describe('campaign-roi-analysis skill', () => {
   });
 
   it.each([
+    [
+      '"Q4" without a year',
+      'How did our Q4 campaigns do?',
+      '2026-01-15',
+      { from: '2025-07-01', to: '2025-12-31' },
+    ],
+    [
+      '"Q4" while this year\'s Q4 has data',
+      'How did our Q4 campaigns do?',
+      '2025-12-31',
+      { from: '2025-07-01', to: '2025-12-31' },
+    ],
+    [
+      '"Q4" before this year\'s Q4 started',
+      'How was q4?',
+      '2026-09-30',
+      { from: '2025-07-01', to: '2025-12-31' },
+    ],
+    ['"last quarter"', 'ROI for last quarter please', '2025-11-10', { from: '2025-07-01', to: '2025-12-31' }],
+  ])('resolves %s against the latest stored date', async (_name, text, latest, range) => {
+    const loadStoredRows = vi.fn(async () => parseCampaignCsv(CSV));
+    const skill = createCampaignRoiSkill({ llm: null, loadStoredRows, latestStoredDate: async () => latest });
+    await skill.handler(input(text), context());
+    expect(loadStoredRows).toHaveBeenCalledWith(range);
+  });
+
+  it('refuses a year-less quarter when nothing is stored, saying how to name a period', async () => {
+    const skill = createCampaignRoiSkill({
+      llm: null,
+      loadStoredRows: async () => [],
+      latestStoredDate: async () => null,
+    });
+    await expect(skill.handler(input('How did our Q4 campaigns do?'), context())).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+  });
+
+  it.each([
     ['no rows and no period', input('How are we doing?'), {}],
     ['a period but no stored data configured', input('', [{ period: '2025-Q4' }]), {}],
   ])('refuses %s with VALIDATION_FAILED', async (_name, request) => {
