@@ -52,8 +52,8 @@ export class AttestationController {
   private readonly fetchEvidence: EvidenceFetcher;
   /** Replica key → the appraisal in progress (one at a time per replica). */
   private readonly running = new Map<string, Promise<void>>();
-  /** Replicas whose session changed while an appraisal ran: appraise again right after. */
-  private readonly again = new Set<string>();
+  /** Replica key → the appraisal queued behind the running one (at most one; later callers share it). */
+  private readonly queued = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   /** Replica key → consecutive evidence failures, for the quick retries below. */
   private readonly evidenceFailures = new Map<string, number>();
@@ -84,16 +84,25 @@ export class AttestationController {
     await Promise.allSettled([...this.running.values()]);
   }
 
-  /** Appraises a replica now (queued behind one already running for it). Never throws. */
+  /**
+   * Appraises a replica: now, or — when an appraisal of it is already running — right after that one, so the
+   * promise always settles with a verdict on evidence requested after this call. Never throws.
+   */
   attest(replica: Replica): Promise<void> {
     const current = this.running.get(replica.key);
     if (current !== undefined) {
-      this.again.add(replica.key);
-      return current;
+      let next = this.queued.get(replica.key);
+      if (next === undefined) {
+        next = current.then(() => {
+          this.queued.delete(replica.key);
+          return this.stopped ? undefined : this.attest(replica);
+        });
+        this.queued.set(replica.key, next);
+      }
+      return next;
     }
     const run = this.appraiseOnce(replica).finally(() => {
       this.running.delete(replica.key);
-      if (this.again.delete(replica.key) && !this.stopped) void this.attest(replica);
     });
     this.running.set(replica.key, run);
     return run;
