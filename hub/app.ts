@@ -562,7 +562,7 @@ async function serveA2a(req: IncomingMessage, res: ServerResponse, context: Rout
     }
     requestId = frame.id;
     const controller = abortOnClose(res);
-    const params = withLastEventId(frame.method, frame.params, req);
+    const params = withTraceparentHeader(frame.method, withLastEventId(frame.method, frame.params, req), req);
     const outcome = await context.router.a2a(CLIENT, frame.method, params, controller.signal);
     if (outcome.kind === 'result') {
       sendJson(res, 200, { jsonrpc: '2.0', id: requestId, result: outcome.result });
@@ -750,6 +750,29 @@ function withLastEventId(method: string, params: unknown, req: IncomingMessage):
   const record = params as { metadata?: Record<string, unknown> };
   if (record.metadata?.[META.afterSeq] !== undefined) return params;
   return { ...record, metadata: { ...record.metadata, [META.afterSeq]: header } };
+}
+
+/** W3C trace context: version-traceid-parentid-flags, lower-case hex. */
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * A `traceparent` HTTP header joins a sent message to the caller's trace (as on /v1/chat), unless the
+ * request's own metadata already names one. A malformed header is ignored: the hub starts a new trace.
+ */
+function withTraceparentHeader(method: string, params: unknown, req: IncomingMessage): unknown {
+  if (
+    (method !== 'SendMessage' && method !== 'SendStreamingMessage') ||
+    typeof params !== 'object' ||
+    params === null ||
+    Array.isArray(params)
+  ) {
+    return params;
+  }
+  const header = req.headers.traceparent;
+  if (typeof header !== 'string' || !TRACEPARENT.test(header)) return params;
+  const record = params as { metadata?: Record<string, unknown> };
+  if (record.metadata?.[META.traceparent] !== undefined) return params;
+  return { ...record, metadata: { ...record.metadata, [META.traceparent]: header } };
 }
 
 function openEventStream(res: ServerResponse): void {

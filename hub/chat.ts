@@ -53,10 +53,13 @@ export type ChatRoute =
  * - the message and each card field are tokenised: lower case, split on anything but letters and digits,
  *   tokens shorter than 2 characters and common English stop words dropped, then stemmed "lite" (one of the
  *   suffixes -ing, -ed, -ies→y, -es, -s, -ly, -ment, -ation removed when at least 3 characters remain);
- * - each distinct message token scores the highest weight of a field of the skill that contains it:
+ * - a token's weight for a spoke is the highest weight of a field of any of its skills that contains it:
  *   skill id, name or tags {@link WEIGHTS.strong} (3), description {@link WEIGHTS.description} (2), examples
- *   {@link WEIGHTS.example} (1); a token equal to the spoke's own name scores 3 too;
- * - a spoke's score is its best skill's score;
+ *   {@link WEIGHTS.example} (1); a token equal to the spoke's own name weighs 3 too;
+ * - a token counts only for the spoke it points to most strongly: its weight is added to that spoke's score
+ *   when it is higher than its weight for every other spoke, and to nobody's when the highest weights tie.
+ *   Vocabulary every agent shares ("ROI", "Q4", "marketing spend" asked of finance) decides nothing;
+ * - the spoke's reported skill is the one whose fields match the message's tokens best;
  * - the best spoke wins only if its score is at least {@link MIN_SCORE} and beats the runner-up by at least
  *   {@link MIN_MARGIN} (and by a quarter of its own score); otherwise the match is ambiguous.
  */
@@ -119,26 +122,41 @@ function skillTokens(skill: CardSkill): {
 /** Scores every candidate for `message`, best first (ties broken by spoke name for determinism). */
 export function scoreIntent(message: string, candidates: readonly ChatCandidate[]): IntentScore[] {
   const tokens = [...new Set(tokenize(message))];
-  const scores = candidates.map((candidate): IntentScore => {
+  const matched = candidates.map((candidate) => {
     const own = stem(candidate.spoke);
-    let best = 0;
+    const skills = candidate.skills.map((skill) => ({ id: skill.id, fields: skillTokens(skill) }));
+    const weightOf = (token: string, fields: ReturnType<typeof skillTokens>): number =>
+      token === own || fields.strong.has(token)
+        ? WEIGHTS.strong
+        : fields.description.has(token)
+          ? WEIGHTS.description
+          : fields.example.has(token)
+            ? WEIGHTS.example
+            : 0;
+    const tokenWeights = tokens.map((token) =>
+      Math.max(token === own ? WEIGHTS.strong : 0, ...skills.map((skill) => weightOf(token, skill.fields))),
+    );
     let bestSkill: string | null = null;
-    const skills = candidate.skills.length > 0 ? candidate.skills : [];
+    let bestSkillScore = 0;
     for (const skill of skills) {
-      const fields = skillTokens(skill);
-      let score = 0;
-      for (const token of tokens) {
-        if (token === own || fields.strong.has(token)) score += WEIGHTS.strong;
-        else if (fields.description.has(token)) score += WEIGHTS.description;
-        else if (fields.example.has(token)) score += WEIGHTS.example;
-      }
-      if (score > best) {
-        best = score;
+      const score = tokens.reduce((sum, token) => sum + weightOf(token, skill.fields), 0);
+      if (score > bestSkillScore) {
+        bestSkillScore = score;
         bestSkill = skill.id;
       }
     }
-    if (skills.length === 0) best = tokens.includes(own) ? WEIGHTS.strong : 0;
-    return { spoke: candidate.spoke, score: best, skill: bestSkill };
+    return { spoke: candidate.spoke, tokenWeights, skill: bestSkill };
+  });
+  const scores = matched.map((entry): IntentScore => {
+    let score = 0;
+    entry.tokenWeights.forEach((weight, index) => {
+      const strongestElsewhere = Math.max(
+        0,
+        ...matched.filter((other) => other !== entry).map((other) => other.tokenWeights[index] ?? 0),
+      );
+      if (weight > strongestElsewhere) score += weight;
+    });
+    return { spoke: entry.spoke, score, skill: score > 0 ? entry.skill : null };
   });
   return scores.sort((a, b) => b.score - a.score || a.spoke.localeCompare(b.spoke));
 }

@@ -1131,6 +1131,16 @@ export class Router {
       return;
     }
     if (!interrupted) delivery.record.finishedAt = new Date(now).toISOString();
+    this.log.info(
+      {
+        taskId: delivery.record.id,
+        traceparent: delivery.record.traceparent,
+        spoke: delivery.spoke,
+        state,
+        ms: Math.round(seconds * 1000),
+      },
+      'task routed',
+    );
     await this.store.saveTask(delivery.record);
     await this.appendEvent(delivery.record, finalEvent ?? { task: delivery.record.task }, true);
   }

@@ -167,10 +167,16 @@ export interface TaskStore {
   listAudit(limit: number): Promise<AttestationAuditEntry[]>;
 }
 
-/** Adds seq/epoch to the metadata of the inner event of a StreamResponse. */
+/**
+ * Adds seq/epoch to the metadata of the inner event of a StreamResponse. A task snapshot is copied deeply:
+ * the live task keeps growing (history, artifacts) and a replay must show the event as it was delivered.
+ */
 export function withSequence(event: StreamResponse, seq: number, epoch: string): StreamResponse {
   const stamp = { [META.seq]: seq, [META.epoch]: epoch };
-  if ('task' in event) return { task: { ...event.task, metadata: { ...event.task.metadata, ...stamp } } };
+  if ('task' in event) {
+    const task = structuredClone(event.task);
+    return { task: { ...task, metadata: { ...task.metadata, ...stamp } } };
+  }
   if ('message' in event)
     return { message: { ...event.message, metadata: { ...event.message.metadata, ...stamp } } };
   if ('statusUpdate' in event) {

@@ -349,7 +349,10 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
         context,
       );
       if (controller.signal.aborted) endAborted(record);
-      else completeTask(record, result);
+      else {
+        completeTask(record, result);
+        taskLog.info('task completed');
+      }
     } catch (error) {
       if (controller.signal.aborted) {
         endAborted(record);
@@ -357,6 +360,7 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
       }
       const appError = toAppError(error);
       if (!(error instanceof AppError)) taskLog.error({ err: error }, 'skill failed unexpectedly');
+      else taskLog.info({ code: appError.code }, 'task failed');
       failTask(
         record,
         appError.code === 'INTERNAL' && !(error instanceof AppError)

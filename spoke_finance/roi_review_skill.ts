@@ -312,7 +312,7 @@ export function createRoiReviewSkill(deps: RoiReviewSkillDeps): SkillDefinition 
       'Reviews marketing ROI for a budget decision: asks the marketing agent for campaign-ROI analysis, then computes ' +
       'payback period, CAC (paid-media and blended), LTV and LTV:CAC, marginal-ROAS ordering of channels, NPV and a ' +
       'bounded budget reallocation with its estimated effect.',
-    tags: ['finance', 'roi', 'payback', 'cac', 'ltv', 'budget'],
+    tags: ['finance', 'roi', 'payback', 'cac', 'ltv', 'npv', 'budget', 'spend'],
     examples: ['Review Q4 2025 marketing ROI: payback, CAC and where to move budget'],
     inputSchema: {
       type: 'object',

@@ -268,7 +268,7 @@ export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinit
       'Analyses campaign performance and ROI from campaign rows (spend, impressions, clicks, leads, conversions, ' +
       'revenue): CTR, CPC, CPM, CVR, CPA, CPL, ROAS and ROI with its cost basis, per channel and campaign, the funnel, ' +
       'change against the previous period, a grounded narrative and a confidence score.',
-    tags: ['marketing', 'roi', 'campaigns', 'channels', 'funnel', 'q4'],
+    tags: ['marketing', 'roi', 'campaigns', 'channels', 'funnel'],
     examples: [
       'Analyse Q4 2025 campaign performance for an ROI calculation',
       'What was our ROAS by channel last quarter?',
