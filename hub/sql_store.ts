@@ -32,7 +32,7 @@ const UPSERT_TASK = `
 INSERT INTO tasks (id, context_id, tenant, skill_id, parent_task_id, caller_key, trace_id, state, terminal,
                    status_time, deadline_at, created_at, updated_at, record)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, to_timestamp($11::double precision / 1000), $12::timestamptz,
-        clock_timestamp(), $13::jsonb)
+        clock_timestamp(), $13::json)
 ON CONFLICT (id) DO UPDATE SET
   context_id = EXCLUDED.context_id, tenant = EXCLUDED.tenant, skill_id = EXCLUDED.skill_id,
   parent_task_id = EXCLUDED.parent_task_id, caller_key = EXCLUDED.caller_key, trace_id = EXCLUDED.trace_id,
@@ -68,7 +68,7 @@ RETURNING last_seq`;
 /** Appends one event and drops the task's events at or below $5 (keeps the newest eventLimit). */
 const INSERT_EVENT_AND_TRIM = `
 WITH appended AS (
-  INSERT INTO task_events (task_id, seq, event, final) VALUES ($1, $2, $3::jsonb, $4)
+  INSERT INTO task_events (task_id, seq, event, final) VALUES ($1, $2, $3::json, $4)
 )
 DELETE FROM task_events WHERE task_id = $1 AND seq <= $5`;
 const SELECT_EVENTS_AFTER = `
@@ -76,7 +76,7 @@ SELECT seq, event, final FROM task_events WHERE task_id = $1 AND seq > $2 ORDER 
 
 const SELECT_CONVERSATION = `SELECT principal, spoke, turns FROM conversations WHERE id = $1`;
 const UPSERT_CONVERSATION = `
-INSERT INTO conversations (id, principal, spoke, turns) VALUES ($1, $2, $3, $4::jsonb)
+INSERT INTO conversations (id, principal, spoke, turns) VALUES ($1, $2, $3, $4::json)
 ON CONFLICT (id) DO UPDATE SET
   principal = EXCLUDED.principal, spoke = EXCLUDED.spoke, turns = EXCLUDED.turns, updated_at = now()`;
 

@@ -278,6 +278,28 @@ for (const implementation of IMPLEMENTATIONS) {
         expect(await store.getTask(record.id)).toEqual(updated);
       });
 
+      it('keeps texts with U+0000 in records, events and conversations', async () => {
+        const store = await implementation.fresh({ eventLimit: 10 });
+        const record = taskRecord();
+        record.task.history = [
+          { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text: 'nul \u0000 inside' }] },
+        ];
+        await store.saveTask(record);
+        expect(await store.getTask(record.id)).toEqual(record);
+        const entry = await store.appendEvent(record.id, statusEvent(record, 'model said \u0000'), true);
+        expect((await store.eventsAfter(record.id, 0)).entries).toEqual([entry]);
+        const conversation: Conversation = {
+          contextId: record.contextId,
+          principal: 'api',
+          spoke: 'marketing',
+          turns: [
+            { role: 'user', text: '\u0000', spoke: 'marketing', taskId: record.id, at: record.createdAt },
+          ],
+        };
+        await store.saveConversation(conversation);
+        expect(await store.getConversation(record.contextId)).toEqual(conversation);
+      });
+
       it('assigns seq 1…50 without holes or repeats to 50 concurrent appends on one task', async () => {
         const store = await implementation.fresh({ eventLimit: 100 });
         const record = taskRecord();
