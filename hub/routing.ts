@@ -838,8 +838,11 @@ export class Router {
   /** Links a spoke's sub-request to the hub task that spoke is working on (same trace id). */
   private async linkToParent(record: HubTaskRecord, caller: CallerRef): Promise<void> {
     if (caller.kind !== 'spoke') return;
-    const parent = await this.store.findOpenTaskByTrace(record.traceId, caller.spoke);
-    if (parent === undefined) return;
+    const found = await this.store.findOpenTaskByTrace(record.traceId, caller.spoke);
+    if (found === undefined) return;
+    // Change the parent's in-flight record when there is one: a store may hand back a copy (SQL), and the
+    // parent's next save of its in-flight record would otherwise drop this link.
+    const parent = this.active.get(found.id)?.record ?? found;
     record.parentTaskId = parent.id;
     parent.childTaskIds.push(record.id);
     await this.store.saveTask(parent);
