@@ -352,23 +352,33 @@ export class Router {
     if (record === undefined) throw new AppError('TASK_NOT_FOUND', `task ${taskId} not found`);
     if (this.isFinal(record)) return record;
     return new Promise<HubTaskRecord>((resolve, reject) => {
+      let done = false;
+      // Re-read on the way out: a store may hand back copies (SQL), so `record` above is a snapshot.
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        unsubscribe();
+        signal?.removeEventListener('abort', onAbort);
+        this.store.getTask(taskId).then((latest) => resolve(latest ?? record), reject);
+      };
       const onAbort = (): void => {
+        if (done) return;
+        done = true;
         unsubscribe();
         reject(new AppError('CANCELED', 'the caller went away'));
       };
       const unsubscribe = this.bus.subscribe(taskId, (entry) => {
-        if (!entry.final) return;
-        unsubscribe();
-        signal?.removeEventListener('abort', onAbort);
-        resolve(record);
+        if (entry.final) finish();
       });
-      if (signal?.aborted === true) onAbort();
-      else signal?.addEventListener('abort', onAbort, { once: true });
-      if (this.isFinal(record)) {
-        unsubscribe();
-        signal?.removeEventListener('abort', onAbort);
-        resolve(record);
+      if (signal?.aborted === true) {
+        onAbort();
+        return;
       }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // The task may have finished between the first read and the subscription.
+      this.store.getTask(taskId).then((latest) => {
+        if (latest !== undefined && this.isFinal(latest)) finish();
+      }, reject);
     });
   }
 
