@@ -68,6 +68,13 @@ export const HubConfigSchema = z
           .map((origin) => origin.trim())
           .filter((origin) => origin.length > 0),
       ),
+    /** PostgreSQL URL of the hub's task store. @defaultValue unset (embedded PGlite under `<AGENTHUB_STATE_DIR>/data/hub` when the store is `database`) */
+    DATABASE_URL: z.string().url().optional(),
+    /**
+     * Where tasks, event logs, conversations and the attestation audit live: `database` (they survive a restart;
+     * `agenthub up` sets it) or `memory`. @defaultValue `database` when DATABASE_URL is set, else `memory`
+     */
+    HUB_TASK_STORE: z.enum(['memory', 'database']).optional(),
     /** pino log level. @defaultValue `info` */
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })

@@ -8,6 +8,7 @@ import { AppError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { startHub } from './app.js';
 import { loadHubConfig } from './config.js';
+import { openHubStore } from './sql_store.js';
 
 async function readText(path: string, what: string): Promise<string> {
   try {
@@ -50,12 +51,33 @@ async function main(): Promise<void> {
   );
   const referenceValues = parseReferenceValues(await readText(referenceValuesFile, 'reference values'));
 
-  const hub = await startHub({ config, hubKey, trustStore, referenceValues, apiKey, logger: log });
-  log.info({ url: hub.url, port: hub.port, stateDir }, 'hub ready');
+  const storeKind = config.HUB_TASK_STORE ?? (config.DATABASE_URL === undefined ? 'memory' : 'database');
+  const hubStore =
+    storeKind === 'database'
+      ? await openHubStore({
+          log,
+          eventLimit: config.TASK_EVENT_LIMIT,
+          taskLimit: config.TASK_LIMIT,
+          ...(config.DATABASE_URL === undefined
+            ? { dataDir: join(stateDir, 'data', 'hub') }
+            : { databaseUrl: config.DATABASE_URL }),
+        })
+      : null;
+  const hub = await startHub({
+    config,
+    hubKey,
+    trustStore,
+    referenceValues,
+    apiKey,
+    logger: log,
+    ...(hubStore === null ? {} : { store: hubStore.store }),
+  });
+  log.info({ url: hub.url, port: hub.port, stateDir, taskStore: storeKind }, 'hub ready');
   const stop = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'shutting down');
     hub
       .close()
+      .then(() => hubStore?.close())
       .then(() => {
         log.flush();
         process.exit(0);

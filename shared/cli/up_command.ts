@@ -58,6 +58,7 @@ async function stopChildren(children: readonly Child[]): Promise<void> {
 interface SpokeStatusRow {
   spoke: string;
   status: string;
+  routable?: boolean;
   reasons?: string[];
 }
 
@@ -112,7 +113,7 @@ export const upCommand: CliCommand = async (io) => {
     startChild(
       'hub',
       'hub/main.ts',
-      { RECONNECT_MAX_MS: '1000', ...baseEnv, HUB_PORT: String(hubPort) },
+      { RECONNECT_MAX_MS: '1000', HUB_TASK_STORE: 'database', ...baseEnv, HUB_PORT: String(hubPort) },
       logDir,
     ),
   );
@@ -164,7 +165,7 @@ export const upCommand: CliCommand = async (io) => {
       ),
       `API key    ${enrolment.apiKey}`,
       `logs       ${logDir}`,
-      'waiting for the spokes to be attested… (Ctrl-C stops everything)',
+      'waiting for the spokes to be attested and ready… (Ctrl-C stops everything)',
       '',
     ].join('\n'),
   );
@@ -172,14 +173,15 @@ export const upCommand: CliCommand = async (io) => {
   const waitSignal = AbortSignal.any([io.signal, stopped.signal]);
   const deadline = Date.now() + ATTESTATION_WAIT_MS;
   let last: SpokeStatusRow[] | null = null;
+  // Ready means attested (affirming) and routable: connected, not loading its model, under capacity.
+  const allReady = (rows: SpokeStatusRow[] | null): boolean =>
+    rows !== null &&
+    spokes.every((spoke) =>
+      rows.some((row) => row.spoke === spoke.name && row.status === 'affirming' && row.routable !== false),
+    );
   while (!waitSignal.aborted && Date.now() < deadline) {
     last = await readSpokes(hubUrl, enrolment.apiKey, waitSignal);
-    if (
-      last !== null &&
-      spokes.every((spoke) => last?.some((row) => row.spoke === spoke.name && row.status === 'affirming'))
-    ) {
-      break;
-    }
+    if (allReady(last)) break;
     await sleep(500, undefined, { signal: waitSignal }).catch(() => undefined);
   }
   if (!waitSignal.aborted) {
@@ -194,7 +196,9 @@ export const upCommand: CliCommand = async (io) => {
       io.stdout(`${spoke.name.padEnd(10)} ${described}\n`);
     }
     io.stdout(
-      'ready. Try: npx agenthub sample q4 --out q4.csv && npx agenthub import metrics q4.csv && npx agenthub chat "How did our Q4 campaigns do?"\n',
+      allReady(last)
+        ? 'ready. Try: npx agenthub sample q4 --out q4.csv && npx agenthub import metrics q4.csv && npx agenthub chat "How did our Q4 campaigns do?"\n'
+        : `not every spoke is ready after ${ATTESTATION_WAIT_MS / 1000} s (see above); the hub keeps trying — npx agenthub status shows progress\n`,
     );
     await new Promise<void>((done) => waitSignal.addEventListener('abort', () => done(), { once: true }));
   }

@@ -26,6 +26,12 @@ const RELATIONAL_MIGRATIONS = [
   '009_metrics_margin.sql',
 ];
 const VECTOR_MIGRATION = '008_brand_guideline_vectors.sql';
+const HUB_MIGRATION_FILES = [
+  '001_tasks.sql',
+  '002_attestation_audit.sql',
+  '003_conversations.sql',
+  '004_task_store.sql',
+];
 
 async function postgresReachable(): Promise<boolean> {
   const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 2000 });
@@ -108,12 +114,12 @@ describe.skipIf(!(await postgresReachable()))('migrations on the real PostgreSQL
 
   it('keeps separate ledgers per scope, so the hub and a spoke can share one database', async () => {
     const hub = await migrate(db, HUB_MIGRATIONS);
-    expect(hub.applied).toEqual(['001_tasks.sql', '002_attestation_audit.sql', '003_conversations.sql']);
+    expect(hub.applied).toEqual(HUB_MIGRATION_FILES);
     const ledger = await db.query<{ scope: string; n: string }>(
       `SELECT scope, count(*) AS n FROM schema_migrations GROUP BY scope ORDER BY scope`,
     );
     expect(ledger.rows).toEqual([
-      { scope: 'hub', n: '3' },
+      { scope: 'hub', n: String(HUB_MIGRATION_FILES.length) },
       { scope: 'spoke_marketing', n: String(RELATIONAL_MIGRATIONS.length) },
     ]);
   });
@@ -183,11 +189,7 @@ describe('embedded PGlite database', () => {
 
   it('applies each migration once when two migrate calls race on one PGlite', async () => {
     const [a, b] = await Promise.all([migrate(db, HUB_MIGRATIONS), migrate(db, HUB_MIGRATIONS)]);
-    expect([...a.applied, ...b.applied].sort()).toEqual([
-      '001_tasks.sql',
-      '002_attestation_audit.sql',
-      '003_conversations.sql',
-    ]);
+    expect([...a.applied, ...b.applied].sort()).toEqual(HUB_MIGRATION_FILES);
   });
 
   it('refuses a migration that was edited after it was applied', async () => {
