@@ -270,6 +270,173 @@ export function parseA2aParams<M extends A2aMethod>(
   return result.data as z.infer<(typeof A2A_METHODS)[M]>;
 }
 
+// ---- hand-written guards for the routed hot path ------------------------------------------------------
+// Each accepts a subset of what its zod schema accepts (a value they pass, the schema passes unchanged);
+// callers fall back to the schema for anything else, so errors keep their codes and messages.
+
+const TENANT = /^[a-z][a-z0-9-]{0,31}$/;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isIdString(value: unknown): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= LIMITS.maxIdChars;
+}
+
+function isShortString(value: unknown, max: number): boolean {
+  return typeof value === 'string' && value.length <= max;
+}
+
+function isMetadata(value: unknown): boolean {
+  if (!isObject(value)) return false;
+  for (const key in value) if (key.length > 256) return false;
+  return true;
+}
+
+function isStringArray(value: unknown, maxItems: number, check: (item: unknown) => boolean): boolean {
+  if (!Array.isArray(value) || value.length > maxItems) return false;
+  for (const item of value) if (!check(item)) return false;
+  return true;
+}
+
+/** Text and data parts (url and raw parts go through zod). */
+function isSimplePart(value: unknown): boolean {
+  if (!isObject(value)) return false;
+  let kinds = 0;
+  for (const key in value) {
+    const member = value[key];
+    switch (key) {
+      case 'text':
+        if (member === undefined) break;
+        if (!isShortString(member, LIMITS.maxTextChars)) return false;
+        kinds += 1;
+        break;
+      case 'data':
+        if (member !== undefined) kinds += 1;
+        break;
+      case 'mediaType':
+        if (member !== undefined && !isShortString(member, 128)) return false;
+        break;
+      case 'filename':
+        if (member !== undefined && !isShortString(member, 256)) return false;
+        break;
+      case 'metadata':
+        if (member !== undefined && !isMetadata(member)) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return kinds === 1;
+}
+
+/** A known optional member: absent (undefined) or passing `check`. */
+function optional(member: unknown, check: (value: unknown) => boolean): boolean {
+  return member === undefined || check(member);
+}
+
+function isParts(value: unknown): boolean {
+  if (!Array.isArray(value) || value.length < 1 || value.length > LIMITS.maxParts) return false;
+  for (const part of value) if (!isSimplePart(part)) return false;
+  return true;
+}
+
+const isExtension = (item: unknown): boolean => isShortString(item, 512);
+const isOutputMode = (item: unknown): boolean => isShortString(item, 128);
+
+function isSimpleMessage(value: unknown): boolean {
+  if (!isObject(value)) return false;
+  for (const key in value) {
+    const member = value[key];
+    let ok: boolean;
+    switch (key) {
+      case 'messageId':
+      case 'contextId':
+      case 'taskId':
+        ok = optional(member, isIdString);
+        break;
+      case 'role':
+        ok = member === undefined || member === 'ROLE_USER' || member === 'ROLE_AGENT';
+        break;
+      case 'parts':
+        ok = optional(member, isParts);
+        break;
+      case 'metadata':
+        ok = optional(member, isMetadata);
+        break;
+      case 'extensions':
+        ok = optional(member, (list) => isStringArray(list, 16, isExtension));
+        break;
+      case 'referenceTaskIds':
+        ok = optional(member, (list) => isStringArray(list, 32, isIdString));
+        break;
+      default:
+        ok = false;
+    }
+    if (!ok) return false;
+  }
+  return value.messageId !== undefined && value.role !== undefined && value.parts !== undefined;
+}
+
+function isHistoryLength(value: unknown): boolean {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 1000;
+}
+
+function isSimpleConfiguration(value: unknown): boolean {
+  if (!isObject(value)) return false;
+  for (const key in value) {
+    const member = value[key];
+    let ok: boolean;
+    switch (key) {
+      case 'acceptedOutputModes':
+        ok = optional(member, (list) => isStringArray(list, 16, isOutputMode));
+        break;
+      case 'historyLength':
+        ok = optional(member, isHistoryLength);
+        break;
+      case 'returnImmediately':
+        ok = member === undefined || typeof member === 'boolean';
+        break;
+      default:
+        ok = false;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/**
+ * True when `value` is valid `SendMessage` / `SendStreamingMessage` params made of text and data parts: what
+ * {@link parseA2aParams} would return unchanged, without running zod. False does not mean invalid (url and
+ * raw parts are left to the schema): parse with {@link parseA2aParams} then.
+ */
+export function isSendMessageParams(value: unknown): value is SendMessageParams {
+  if (!isObject(value)) return false;
+  for (const key in value) {
+    const member = value[key];
+    let ok: boolean;
+    switch (key) {
+      case 'tenant':
+        ok = member === undefined || (typeof member === 'string' && TENANT.test(member));
+        break;
+      case 'message':
+        ok = isSimpleMessage(member);
+        break;
+      case 'configuration':
+        ok = optional(member, isSimpleConfiguration);
+        break;
+      case 'metadata':
+        ok = optional(member, isMetadata);
+        break;
+      default:
+        ok = false;
+    }
+    if (!ok) return false;
+  }
+  return value.message !== undefined;
+}
+
 // ---- JSON-RPC 2.0 envelopes -------------------------------------------------------------------------
 
 export const JsonRpcIdSchema = z.union([z.string().min(1).max(LIMITS.maxIdChars), z.number().int().safe()]);
@@ -346,8 +513,19 @@ export function parseJsonRpcObject(value: unknown): LinkFrame {
     );
   }
   const record = value as Record<string, unknown>;
+  // Each branch first tries a hand-written check that accepts a subset of what its zod schema accepts (the
+  // link parses every frame of every routed message, and zod cost more CPU than the rest of the frame's
+  // handling); anything it does not accept goes through zod, so errors keep their codes and messages.
   if ('method' in record) {
     if ('id' in record) {
+      if (
+        record.jsonrpc === '2.0' &&
+        isJsonRpcId(record.id) &&
+        isMethodName(record.method) &&
+        ownKeyCount(record) === ('params' in record ? 4 : 3)
+      ) {
+        return { kind: 'request', id: record.id, method: record.method, params: record.params };
+      }
       const request = JsonRpcRequestSchema.safeParse(value);
       if (!request.success) throw invalid(request.error);
       return {
@@ -357,11 +535,26 @@ export function parseJsonRpcObject(value: unknown): LinkFrame {
         params: request.data.params,
       };
     }
+    if (
+      record.jsonrpc === '2.0' &&
+      isMethodName(record.method) &&
+      ownKeyCount(record) === ('params' in record ? 3 : 2)
+    ) {
+      return { kind: 'notification', method: record.method, params: record.params };
+    }
     const notification = JsonRpcNotificationSchema.safeParse(value);
     if (!notification.success) throw invalid(notification.error);
     return { kind: 'notification', method: notification.data.method, params: notification.data.params };
   }
   if ('streamEnd' in record) {
+    if (
+      record.jsonrpc === '2.0' &&
+      record.streamEnd === true &&
+      isJsonRpcId(record.id) &&
+      ownKeyCount(record) === 3
+    ) {
+      return { kind: 'streamEnd', id: record.id };
+    }
     const end = StreamEndSchema.safeParse(value);
     if (!end.success) throw invalid(end.error);
     return { kind: 'streamEnd', id: end.data.id };
@@ -371,9 +564,36 @@ export function parseJsonRpcObject(value: unknown): LinkFrame {
     if (!failure.success) throw invalid(failure.error);
     return { kind: 'error', id: failure.data.id, error: failure.data.error };
   }
+  if (
+    record.jsonrpc === '2.0' &&
+    isJsonRpcId(record.id) &&
+    Object.hasOwn(record, 'result') &&
+    ownKeyCount(record) === 3
+  ) {
+    return { kind: 'result', id: record.id, result: record.result };
+  }
   const success = JsonRpcSuccessSchema.safeParse(value);
   if (!success.success) throw invalid(success.error);
   return { kind: 'result', id: success.data.id, result: success.data.result };
+}
+
+/** Same acceptance as {@link JsonRpcIdSchema}. */
+function isJsonRpcId(value: unknown): value is JsonRpcId {
+  return typeof value === 'string'
+    ? value.length >= 1 && value.length <= LIMITS.maxIdChars
+    : Number.isSafeInteger(value);
+}
+
+/** Same acceptance as the `method` member of the JSON-RPC schemas. */
+function isMethodName(value: unknown): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= 64;
+}
+
+/** Own enumerable string keys of a parsed JSON object (what zod's `.strict()` looks at). */
+function ownKeyCount(record: Record<string, unknown>): number {
+  let count = 0;
+  for (const key in record) if (Object.hasOwn(record, key)) count += 1;
+  return count;
 }
 
 function invalid(error: z.ZodError): AppError {
