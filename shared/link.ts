@@ -87,9 +87,13 @@ export interface LinkOptions {
   readonly log?: Logger;
   /** Prefix of the ids of outgoing requests, to tell the two directions apart in logs. Default `l`. */
   readonly idPrefix?: string;
-  /** Sustained incoming frames per second before the link closes with 1008. Default 5000. */
+  /**
+   * Sustained incoming frames per second before the link closes with 1008. Default 50000: a spoke calling a
+   * peer through the hub receives about six frames per call (hub task, spoke task, status, artifact, final
+   * status, streamEnd), so 5000 closed its link at under 1000 peer calls per second.
+   */
   readonly maxIncomingPerSecond?: number;
-  /** Incoming frames allowed in a burst above the sustained rate. Default 10000. */
+  /** Incoming frames allowed in a burst above the sustained rate. Default 100000. */
   readonly maxIncomingBurst?: number;
   /** Socket `bufferedAmount` above which new sends fail with `QUEUE_FULL`, in bytes. Default 4 MiB. */
   readonly maxBufferedBytes?: number;
@@ -97,8 +101,8 @@ export interface LinkOptions {
 
 /** Close code for policy violations (flood, binary frames are answered, not closed). */
 const CLOSE_POLICY_VIOLATION = 1008;
-const DEFAULT_MAX_INCOMING_PER_SECOND = 5000;
-const DEFAULT_MAX_INCOMING_BURST = 10_000;
+const DEFAULT_MAX_INCOMING_PER_SECOND = 50_000;
+const DEFAULT_MAX_INCOMING_BURST = 100_000;
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** WebSocket close reasons are limited to 123 bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
