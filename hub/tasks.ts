@@ -174,7 +174,7 @@ export interface TaskStore {
 export function withSequence(event: StreamResponse, seq: number, epoch: string): StreamResponse {
   const stamp = { [META.seq]: seq, [META.epoch]: epoch };
   if ('task' in event) {
-    const task = structuredClone(event.task);
+    const task = cloneJson(event.task);
     return { task: { ...task, metadata: { ...task.metadata, ...stamp } } };
   }
   if ('message' in event)
@@ -187,6 +187,29 @@ export function withSequence(event: StreamResponse, seq: number, epoch: string):
   return {
     artifactUpdate: { ...event.artifactUpdate, metadata: { ...event.artifactUpdate.metadata, ...stamp } },
   };
+}
+
+/**
+ * A deep copy of a JSON value (plain objects, arrays, primitives: what tasks are made of). Several times
+ * cheaper than structuredClone for a task snapshot, which the routed hot path copies twice per message.
+ */
+function cloneJson<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(cloneJson) as T;
+  const copy: Record<string, unknown> = {};
+  for (const key in value) {
+    const member = cloneJson((value as Record<string, unknown>)[key]);
+    // A `__proto__` key from JSON.parse is an own property; plain assignment would set the prototype.
+    if (key === '__proto__')
+      Object.defineProperty(copy, key, {
+        value: member,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    else copy[key] = member;
+  }
+  return copy as T;
 }
 
 /** True when a task in `state` no longer changes without a new message. */
