@@ -18,6 +18,9 @@ export class HubMetrics {
   private readonly attestation: Gauge<'spoke' | 'replica' | 'status'>;
   private readonly lateTotal: Counter;
   private readonly dedupedTotal: Counter;
+  /** Labelled children, cached: resolving labels per call hashed them on every routed message. */
+  private readonly routedChildren = new Map<string, Counter.Internal>();
+  private readonly latencyChildren = new Map<string, Histogram.Internal<'spoke'>>();
 
   constructor() {
     this.routedTotal = new Counter({
@@ -75,8 +78,19 @@ export class HubMetrics {
   }
 
   routed(spoke: string, outcome: RouteOutcome, seconds: number): void {
-    this.routedTotal.inc({ spoke, outcome });
-    this.latency.observe({ spoke }, seconds);
+    const key = `${spoke}\u0000${outcome}`;
+    let counter = this.routedChildren.get(key);
+    if (counter === undefined) {
+      counter = this.routedTotal.labels({ spoke, outcome });
+      this.routedChildren.set(key, counter);
+    }
+    counter.inc();
+    let histogram = this.latencyChildren.get(spoke);
+    if (histogram === undefined) {
+      histogram = this.latency.labels({ spoke });
+      this.latencyChildren.set(spoke, histogram);
+    }
+    histogram.observe(seconds);
   }
 
   rejected(spoke: string, code: string): void {
