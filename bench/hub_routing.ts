@@ -112,6 +112,13 @@ function newTally(): Tally {
   return { sent: 0, ok: 0, lost: 0, duplicated: 0, taskIds: new Set() };
 }
 
+let lostReports = 0;
+/** Writes the first few lost answers to stderr (why a run lost answers). */
+function reportLost(why: string): void {
+  lostReports += 1;
+  if (lostReports <= 3) process.stderr.write(`lost answer: ${why}\n`);
+}
+
 /** One echo request; checks the echoed text, counts lost (no correct answer) and duplicated (task id reused). */
 async function echo(target: Target, payload: string, tally: Tally): Promise<number> {
   const text = `${randomUUID()} ${payload}`;
@@ -136,14 +143,16 @@ async function echo(target: Target, payload: string, tally: Tally): Promise<numb
     const task = parsed.result?.task;
     if (response.status !== 200 || task?.artifacts?.[0]?.parts[0]?.text !== text) {
       tally.lost += 1;
+      reportLost(`HTTP ${response.status}: ${response.text.slice(0, 300)}`);
       return elapsedMs;
     }
     if (tally.taskIds.has(task.id)) tally.duplicated += 1;
     tally.taskIds.add(task.id);
     tally.ok += 1;
     return elapsedMs;
-  } catch {
+  } catch (error) {
     tally.lost += 1;
+    reportLost(String(error));
     return Number(process.hrtime.bigint() - started) / 1e6;
   }
 }
@@ -254,8 +263,9 @@ const loadSkill: SkillDefinition = {
             else if (seen.has(answer.taskId)) duplicated += 1;
             else ok += 1;
             seen.add(answer.taskId);
-          } catch {
+          } catch (error) {
             lost += 1;
+            if (lost <= 3) process.stderr.write(`lost answer (spoke to spoke): ${String(error)}\n`);
           }
         }
       }),

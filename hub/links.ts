@@ -181,7 +181,8 @@ export class LinkManager {
           onNotification: (method, params) => this.onNotification(replica, method, params),
         },
         // A spoke streams several frames per request; its link is authenticated and attested, so the
-        // flood guard sits well above what the hub routes (the spoke side keeps the stricter default).
+        // flood guard sits well above what the hub routes (the link default since the spoke side, receiving
+        // about six frames per peer call, closed its link at 5000 frames/s).
         { log, idPrefix: 'h', maxIncomingPerSecond: 50_000, maxIncomingBurst: 100_000 },
       );
       replica.session = { sid, connectedAt: Date.now(), channel: link, alive: true };
