@@ -1,6 +1,7 @@
 // JSON-RPC multiplexing over one WebSocket, used by both ends of the hub ⇄ spoke link: outgoing requests
 // and streams correlated by id, incoming requests dispatched to handlers with a cancel signal, the
 // `stream/cancel` control notification, an incoming-frame token bucket and a send high-water mark.
+import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { AppError, toAppError } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
@@ -150,15 +151,33 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
     return new AppError('SPOKE_UNAVAILABLE', 'link closed');
   }
 
+  const onSent = (error?: Error): void => {
+    if (error) log.debug({ err: error }, 'link send failed');
+  };
+  let corked: Writable | undefined;
+  const uncork = (): void => {
+    const stream = corked;
+    corked = undefined;
+    stream?.uncork();
+  };
+
   function writeFrame(frame: string): void {
     if (socket.readyState === socket.CONNECTING) {
       framesBeforeOpen.push(frame);
       return;
     }
     if (socket.readyState !== socket.OPEN) return;
-    socket.send(frame, (error) => {
-      if (error) log.debug({ err: error }, 'link send failed');
-    });
+    // Frames sent in the same event-loop turn (the answers of many multiplexed calls) leave in one write
+    // instead of one syscall each: the TCP socket under `ws` is corked until setImmediate.
+    if (corked === undefined) {
+      const stream = (socket as unknown as { _socket?: Writable | null })._socket;
+      if (stream !== undefined && stream !== null && typeof stream.cork === 'function') {
+        stream.cork();
+        corked = stream;
+        setImmediate(uncork);
+      }
+    }
+    socket.send(frame, onSent);
   }
 
   function assertCanSend(): void {
