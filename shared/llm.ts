@@ -233,6 +233,9 @@ export async function resolveModelFile(model: string, options: ResolveModelFileO
         formatDownloadProgress(downloaded, total),
       );
     });
+  // ipull (node-llama-cpp's downloader) adds SIGINT listeners that call process.exit(0) and leaves them behind
+  // when the registry does not answer; the calling process owns its signals, so they are removed afterwards.
+  const sigintBefore = new Set(process.listeners('SIGINT'));
   try {
     const downloader = await withTimeout(
       createModelDownloader({
@@ -253,6 +256,10 @@ export async function resolveModelFile(model: string, options: ResolveModelFileO
   } catch (error) {
     if (options.signal?.aborted) throw new AppError('CANCELED', 'model download canceled', { cause: error });
     throw notFound(`download failed: ${reasonOf(error)}`, error);
+  } finally {
+    for (const listener of process.listeners('SIGINT')) {
+      if (!sigintBefore.has(listener)) process.off('SIGINT', listener);
+    }
   }
 }
 

@@ -147,10 +147,21 @@ export const upCommand: CliCommand = async (io) => {
   });
 
   let unexpectedExit: string | null = null;
+  // One signal for "stop everything": Ctrl-C or a child that died. (Not AbortSignal.any: on Node 20 a
+  // combined signal nothing else references can be garbage-collected and never fire.)
   const stopped = new AbortController();
+  io.signal.addEventListener('abort', () => stopped.abort(), { once: true });
+  // `up` owns its process tree, so it owns the process's signals too: libraries' exit-on-signal hooks
+  // (signal-exit, loaded by tsx, re-raises SIGINT when it miscounts listeners; ipull exits on SIGINT) would
+  // end this process before it stops its children. Ctrl-C and SIGTERM only start the orderly stop.
+  const stopOnSignal = (): void => stopped.abort();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.removeAllListeners(signal);
+    process.on(signal, stopOnSignal);
+  }
   for (const child of children) {
     child.process.once('exit', (code, signal) => {
-      if (io.signal.aborted || stopped.signal.aborted) return;
+      if (stopped.signal.aborted) return;
       unexpectedExit = `${child.name} exited (${signal ?? `code ${code}`}); see ${child.logFile}`;
       stopped.abort();
     });
@@ -170,7 +181,7 @@ export const upCommand: CliCommand = async (io) => {
     ].join('\n'),
   );
 
-  const waitSignal = AbortSignal.any([io.signal, stopped.signal]);
+  const waitSignal = stopped.signal;
   const deadline = Date.now() + ATTESTATION_WAIT_MS;
   let last: SpokeStatusRow[] | null = null;
   // Ready means attested (affirming) and routable: connected, not loading its model, under capacity.
