@@ -345,10 +345,7 @@ export class Router {
       queue.push(delivery);
       this.metrics?.setQueueDepth(spoke, queue.length);
     }
-    delivery.totalTimer = setTimeout(
-      () => this.expire(delivery, 'total'),
-      Math.max(0, record.deadline - now),
-    );
+    delivery.totalTimer = setTimeout(this.onTotalDeadline, Math.max(0, record.deadline - now), delivery);
     await this.store.saveTask(record);
     await this.store.rememberMessageId(
       ownerKey,
@@ -1011,14 +1008,18 @@ export class Router {
 
   private armIdle(delivery: Delivery): void {
     clearTimeout(delivery.idleTimer);
-    const check = (): void => {
-      if (delivery.settled) return;
-      const silentFor = this.now() - delivery.lastEventAt;
-      if (silentFor >= delivery.idleTimeoutMs) this.expire(delivery, 'idle');
-      else delivery.idleTimer = setTimeout(check, delivery.idleTimeoutMs - silentFor);
-    };
-    delivery.idleTimer = setTimeout(check, delivery.idleTimeoutMs);
+    delivery.idleTimer = setTimeout(this.onIdleCheck, delivery.idleTimeoutMs, delivery);
   }
+
+  // Timer callbacks bound once, the delivery passed as the timer argument: no closures per request.
+  private readonly onTotalDeadline = (delivery: Delivery): void => this.expire(delivery, 'total');
+
+  private readonly onIdleCheck = (delivery: Delivery): void => {
+    if (delivery.settled) return;
+    const silentFor = this.now() - delivery.lastEventAt;
+    if (silentFor >= delivery.idleTimeoutMs) this.expire(delivery, 'idle');
+    else delivery.idleTimer = setTimeout(this.onIdleCheck, delivery.idleTimeoutMs - silentFor, delivery);
+  };
 
   /** Deadline passed: CancelTask to the spoke, DEADLINE_EXCEEDED to the caller, later events dropped. */
   private expire(delivery: Delivery, which: 'idle' | 'total'): void {
