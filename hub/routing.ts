@@ -363,33 +363,38 @@ export class Router {
     const record = await this.store.getTask(taskId);
     if (record === undefined) throw new AppError('TASK_NOT_FOUND', `task ${taskId} not found`);
     if (this.isFinal(record)) return record;
+    const store = this.store;
     return new Promise<HubTaskRecord>((resolve, reject) => {
-      let done = false;
-      // Re-read on the way out: a store may hand back copies (SQL), so `record` above is a snapshot.
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        unsubscribe();
-        signal?.removeEventListener('abort', onAbort);
-        this.store.getTask(taskId).then((latest) => resolve(latest ?? record), reject);
-      };
-      const onAbort = (): void => {
-        if (done) return;
-        done = true;
-        unsubscribe();
-        reject(new AppError('CANCELED', 'the caller went away'));
+      // One object for both ends (method shorthand, and the abort listener via handleEvent): no named
+      // closures per waiting request on the routed hot path.
+      const waiter = {
+        done: false,
+        // Re-read on the way out: a store may hand back copies (SQL), so `record` above is a snapshot.
+        finish(): void {
+          if (waiter.done) return;
+          waiter.done = true;
+          unsubscribe();
+          signal?.removeEventListener('abort', waiter);
+          store.getTask(taskId).then((latest) => resolve(latest ?? record), reject);
+        },
+        handleEvent(): void {
+          if (waiter.done) return;
+          waiter.done = true;
+          unsubscribe();
+          reject(new AppError('CANCELED', 'the caller went away'));
+        },
       };
       const unsubscribe = this.bus.subscribe(taskId, (entry) => {
-        if (entry.final) finish();
+        if (entry.final) waiter.finish();
       });
       if (signal?.aborted === true) {
-        onAbort();
+        waiter.handleEvent();
         return;
       }
-      signal?.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', waiter, { once: true });
       // The task may have finished between the first read and the subscription.
-      this.store.getTask(taskId).then((latest) => {
-        if (latest !== undefined && this.isFinal(latest)) finish();
+      store.getTask(taskId).then((latest) => {
+        if (latest !== undefined && this.isFinal(latest)) waiter.finish();
       }, reject);
     });
   }
