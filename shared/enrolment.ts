@@ -196,7 +196,21 @@ type JsonObject = Record<string, unknown>;
  * a spoke not enrolled before is added (listed in `added`); spoke addresses in the trust store follow the call.
  * Files that hold secrets must be 0600, or CONFIG_INVALID is thrown.
  */
-export async function enrolLocal(stateDir: string, spokes: readonly EnrolmentSpoke[]): Promise<Enrolment> {
+/** Options of {@link enrolLocal}. */
+export interface EnrolLocalOptions {
+  /**
+   * Measure every enrolled spoke's model, code, dependencies and config afresh (keys, trust store and API key
+   * are kept): the operator's deliberate "accept what is on disk now", e.g. after changing the code. Listed in
+   * `reenrolled`. @defaultValue false
+   */
+  readonly remeasure?: boolean;
+}
+
+export async function enrolLocal(
+  stateDir: string,
+  spokes: readonly EnrolmentSpoke[],
+  options: EnrolLocalOptions = {},
+): Promise<Enrolment> {
   validateSpokes(spokes);
   const paths = pathsOf(stateDir);
   await ensureDir(paths.stateDir);
@@ -273,7 +287,11 @@ export async function enrolLocal(stateDir: string, spokes: readonly EnrolmentSpo
       );
     }
     trustStore.spokes[spoke.name] = { ...trusted, ...addressOf(spoke) };
-    if (enrolled.modelPath !== modelPath) {
+    if (options.remeasure === true) {
+      references.spokes[spoke.name] = referenceEntryFor(await measure(spoke.measurement));
+      record.spokes[spoke.name] = { modelPath };
+      reenrolled.push(spoke.name);
+    } else if (enrolled.modelPath !== modelPath) {
       // The operator chose another model explicitly: only the model value is re-measured; code, deps and config
       // keep their enrolled values so tampering there is still caught.
       const fresh = referenceEntryFor(await measure(spoke.measurement));

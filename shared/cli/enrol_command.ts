@@ -19,6 +19,8 @@ export interface EnrolmentRequest {
   readonly hosts: Readonly<Record<string, string>>;
   /** The spokes' `AGENT_MAX_MEMORY_MB`, recorded in the config reference values. */
   readonly agentMaxMemoryMb: number;
+  /** Accept the code and model on disk now: measure every reference value afresh (`--reenrol`). */
+  readonly remeasure?: boolean;
 }
 
 /** A spoke as enrolled, with the local model file it will load (null when none could be had). */
@@ -100,7 +102,7 @@ export async function prepareEnrolment(
       modelPath,
     });
   }
-  const enrolment = await enrolLocal(request.stateDir, spokes);
+  const enrolment = await enrolLocal(request.stateDir, spokes, { remeasure: request.remeasure === true });
   return { enrolment, spokes };
 }
 
@@ -113,6 +115,7 @@ export function parseEnrolmentOptions(io: CliIo, extraBooleans: readonly string[
       'finance-model': { type: 'string' },
       'state-dir': { type: 'string' },
       host: { type: 'string', multiple: true },
+      reenrol: { type: 'boolean' },
       ...Object.fromEntries(extraBooleans.map((name) => [name, { type: 'boolean' as const }])),
     },
   });
@@ -142,11 +145,13 @@ export function parseEnrolmentOptions(io: CliIo, extraBooleans: readonly string[
     },
     hosts,
     agentMaxMemoryMb: memory,
+    remeasure: values.reenrol === true,
   };
 }
 
 const USAGE =
-  'usage: agenthub enrol [--state-dir DIR] [--model FILE|hf:URI] [--finance-model FILE|hf:URI] [--host SPOKE=HOST]…\n';
+  'usage: agenthub enrol [--state-dir DIR] [--model FILE|hf:URI] [--finance-model FILE|hf:URI] [--host SPOKE=HOST]… [--reenrol]\n' +
+  '  --reenrol  accept the code and model on disk now (after changing them on purpose): new reference values, same keys\n';
 
 /** `agenthub enrol`. */
 export const enrolCommand: CliCommand = async (io) => {
@@ -158,7 +163,9 @@ export const enrolCommand: CliCommand = async (io) => {
     return 2;
   }
   const { enrolment, spokes } = await prepareEnrolment(io, request);
-  io.stdout(`${enrolment.created ? 'enrolled' : 'reusing the enrolment'} in ${enrolment.stateDir}\n`);
+  io.stdout(
+    `${enrolment.created ? 'enrolled' : enrolment.reenrolled.length > 0 ? `re-measured ${enrolment.reenrolled.join(', ')}` : 'reusing the enrolment'} in ${enrolment.stateDir}\n`,
+  );
   for (const spoke of spokes) {
     io.stdout(
       `  ${spoke.name.padEnd(10)} ${spoke.host}:${spoke.apiPort} (attestation ${spoke.attestationPort}) model ${spoke.modelPath ?? 'none'}\n`,

@@ -17,7 +17,7 @@ import type { CliCommand } from './io.js';
 import { runInfoPath, writeRunInfo } from './run_info.js';
 
 const USAGE =
-  'usage: agenthub up [--model FILE|hf:URI] [--finance-model FILE|hf:URI] [--state-dir DIR] [--host SPOKE=HOST]…\n';
+  'usage: agenthub up [--model FILE|hf:URI] [--finance-model FILE|hf:URI] [--state-dir DIR] [--host SPOKE=HOST]… [--reenrol]\n';
 /** How long `up` waits for every spoke to be attested before it reports what is missing. */
 const ATTESTATION_WAIT_MS = 60_000;
 

@@ -161,6 +161,18 @@ describe('enrolLocal', () => {
     expect(result.reasons).toEqual(['meas.code.mismatch']);
   });
 
+  it('accepts changed code and model content when asked to re-measure, keeping the keys', async () => {
+    const marketing = spokeSpec('marketing', 'model-a.gguf');
+    const first = await enrolLocal(stateDir, [marketing]);
+    const keyBefore = await readFile(first.spokeKeyFile('marketing'), 'utf8');
+    await writeFile(join(dir, 'app', 'agent.js'), 'export default 3;\n');
+    await writeFile(join(dir, 'model-a.gguf'), 'model A bytes, retrained');
+    const again = await enrolLocal(stateDir, [marketing], { remeasure: true });
+    expect(again).toMatchObject({ created: false, reenrolled: ['marketing'], apiKey: first.apiKey });
+    expect(await readFile(again.spokeKeyFile('marketing'), 'utf8')).toBe(keyBefore);
+    expect((await appraiseNow(again, marketing)).status).toBe('affirming');
+  });
+
   it('re-enrols only the model value of a spoke whose model path changed, and says so', async () => {
     const first = await enrolLocal(stateDir, [
       spokeSpec('marketing', 'model-a.gguf'),
