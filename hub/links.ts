@@ -278,8 +278,13 @@ export class LinkManager {
     this.deps.registry.changed(replica);
   }
 
-  /** Fetches the replica's agent card (skills for routing, capacity until the first heartbeat). */
-  private async fetchCard(replica: Replica, log: Logger): Promise<void> {
+  /**
+   * Fetches the replica's agent card (skills for routing, capacity until the first heartbeat). A failed fetch
+   * (a spoke still starting can be too busy to answer) is retried after 1, 2, 4 … s (at most 30 s apart) while
+   * the same link session lasts, so the hub's card and intent routing always learn the spoke's skills.
+   */
+  private async fetchCard(replica: Replica, log: Logger, attempt = 1): Promise<void> {
+    const sid = replica.session?.sid;
     const url = `http://${urlHost(replica.address)}:${replica.apiPort}${AGENT_CARD_PATH}`;
     try {
       const response = await fetch(url, {
@@ -300,7 +305,12 @@ export class LinkManager {
         this.deps.registry.changed(replica);
       }
     } catch (error) {
-      log.warn({ url, err: toAppError(error).message }, 'agent card fetch failed');
+      const delayMs = Math.min(1000 * 2 ** (attempt - 1), 30_000);
+      log.warn({ url, err: toAppError(error).message, retryInMs: delayMs }, 'agent card fetch failed');
+      const retry = setTimeout(() => {
+        if (sid !== undefined && replica.session?.sid === sid) void this.fetchCard(replica, log, attempt + 1);
+      }, delayMs);
+      retry.unref();
     }
   }
 }

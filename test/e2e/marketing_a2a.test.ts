@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleCampaignCsv } from '../../spoke_marketing/sample_data.js';
-import { startSystem, type RunningSystem } from '../helpers/system.js';
+import { startSystem, waitFor, type RunningSystem } from '../helpers/system.js';
 import { tinyModelPath } from '../helpers/tiny_model.js';
 
 const CSV = generateSampleCampaignCsv({ seed: 3 });
@@ -90,16 +90,22 @@ function q4Sum(column: string): string {
 
 describe('marketing campaign-roi-analysis through the hub (tiny model)', () => {
   it("returns a data part valid against the skill's outputSchema from the hub's agent card", async () => {
-    const card = await system.hub('/.well-known/agent-card.json');
-    expect(card.status).toBe(200);
-    const extensions = (
-      card.body as { capabilities: { extensions: { uri: string; params?: Record<string, unknown> }[] } }
-    ).capabilities.extensions;
-    const schemas = extensions.find((extension) => extension.uri.includes('skill-schemas'))?.params as
-      { tenants: Record<string, Record<string, { outputSchema?: object }>> } | undefined;
-    const outputSchema = schemas?.tenants.marketing?.['campaign-roi-analysis']?.outputSchema;
-    expect(outputSchema, 'outputSchema of marketing/campaign-roi-analysis on the hub card').toBeDefined();
-    const validate = new Ajv({ strict: false, allErrors: true }).compile(outputSchema!);
+    // The hub fetches each spoke's card after the link is up (retrying while the spoke is busy starting).
+    const outputSchema = await waitFor(
+      async () => {
+        const card = await system.hub('/.well-known/agent-card.json');
+        expect(card.status).toBe(200);
+        const extensions = (
+          card.body as { capabilities: { extensions: { uri: string; params?: Record<string, unknown> }[] } }
+        ).capabilities.extensions;
+        const schemas = extensions.find((extension) => extension.uri.includes('skill-schemas'))?.params as
+          { tenants: Record<string, Record<string, { outputSchema?: object }>> } | undefined;
+        return schemas?.tenants.marketing?.['campaign-roi-analysis']?.outputSchema;
+      },
+      'the outputSchema of marketing/campaign-roi-analysis on the hub card',
+      { timeoutMs: 40_000, extra: () => system.logTails() },
+    );
+    const validate = new Ajv({ strict: false, allErrors: true }).compile(outputSchema);
 
     const { data } = await analysed();
     expect(validate(data), JSON.stringify(validate.errors)).toBe(true);
