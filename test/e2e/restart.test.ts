@@ -79,7 +79,8 @@ describe('a restart of every process in local mode', () => {
     expect(record.body).toMatchObject({ id: taskId, state: 'TASK_STATE_COMPLETED', target: 'marketing' });
     expect(await replayIds(taskId)).toEqual(idsBefore);
 
-    const after = await chat('How did our Q4 campaigns do?');
+    // Addressed explicitly: intent routing waits on the cards the restarted hub fetches again.
+    const after = await chat('@marketing How did our Q4 campaigns do?');
     expect(after.taskId).not.toBe(taskId);
     expect(after.reply.split('\n')[0]).toBe(before.reply.split('\n')[0]);
   }, 300_000);

@@ -448,6 +448,19 @@ async function startSystemOnce(options: SystemOptions): Promise<RunningSystem> {
         throw changed === undefined ? error : new CodeChangedDuringStart(changed);
       });
     }
+    // Chat intent routing and the hub's card need each spoke's card, which the hub fetches after the link is
+    // up (retrying while a spoke is busy starting): wait until the hub card lists both spokes' skills.
+    let tenants: string[] = [];
+    await waitFor(
+      async () => {
+        const card = await hub('/.well-known/agent-card.json');
+        const skills = (card.body as { skills?: { tags?: string[] }[] } | null)?.skills ?? [];
+        tenants = SPOKES.filter((spoke) => skills.some((skill) => skill.tags?.includes(`tenant:${spoke}`)));
+        return tenants.length === SPOKES.length ? tenants : undefined;
+      },
+      'the hub card listing every spoke’s skills',
+      { timeoutMs: readyTimeoutMs, describe: () => `tenants with skills: ${tenants.join(', ') || 'none'}` },
+    );
   } catch (error) {
     await close();
     throw error;
