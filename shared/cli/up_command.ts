@@ -80,6 +80,24 @@ async function readSpokes(
   }
 }
 
+/** The spokes whose skills the hub's agent card lists (each skill is tagged `tenant:<spoke>`). */
+async function readCardTenants(hubUrl: string, signal: AbortSignal): Promise<string[]> {
+  try {
+    const response = await fetch(new URL('/.well-known/agent-card.json', hubUrl), { signal });
+    if (!response.ok) return [];
+    const card = (await response.json()) as { skills?: { tags?: string[] }[] };
+    return [
+      ...new Set(
+        (card.skills ?? []).flatMap((skill) =>
+          (skill.tags ?? []).filter((tag) => tag.startsWith('tenant:')).map((tag) => tag.slice(7)),
+        ),
+      ),
+    ];
+  } catch {
+    return [];
+  }
+}
+
 /** `agenthub up`. */
 export const upCommand: CliCommand = async (io) => {
   let request: EnrolmentRequest;
@@ -184,14 +202,19 @@ export const upCommand: CliCommand = async (io) => {
   const waitSignal = stopped.signal;
   const deadline = Date.now() + ATTESTATION_WAIT_MS;
   let last: SpokeStatusRow[] | null = null;
-  // Ready means attested (affirming) and routable: connected, not loading its model, under capacity.
+  // Ready means attested (affirming) and routable (connected, not loading its model, under capacity), and
+  // the hub knows each spoke's skills from its card (chat routes by them).
+  let tenantsWithSkills: readonly string[] = [];
   const allReady = (rows: SpokeStatusRow[] | null): boolean =>
     rows !== null &&
-    spokes.every((spoke) =>
-      rows.some((row) => row.spoke === spoke.name && row.status === 'affirming' && row.routable !== false),
+    spokes.every(
+      (spoke) =>
+        tenantsWithSkills.includes(spoke.name) &&
+        rows.some((row) => row.spoke === spoke.name && row.status === 'affirming' && row.routable !== false),
     );
   while (!waitSignal.aborted && Date.now() < deadline) {
     last = await readSpokes(hubUrl, enrolment.apiKey, waitSignal);
+    tenantsWithSkills = await readCardTenants(hubUrl, waitSignal);
     if (allReady(last)) break;
     await sleep(500, undefined, { signal: waitSignal }).catch(() => undefined);
   }
