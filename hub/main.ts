@@ -1,32 +1,15 @@
 // The hub's composition root: the only place that reads process.env, loads key, trust store, reference values
 // and API key from files (the local-enrolment layout under AGENTHUB_STATE_DIR by default), listens, and handles
 // SIGINT/SIGTERM with a graceful close.
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { importSigningKey, parseReferenceValues, parseTrustStore, type JWK } from '../shared/attestation.js';
+import { readConfigJson, readConfigText } from '../shared/config.js';
 import { AppError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
+import { closeOnSignals } from '../shared/shutdown.js';
 import { startHub } from './app.js';
 import { loadHubConfig } from './config.js';
 import { openHubStore } from './sql_store.js';
-
-async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `cannot read ${what} ${path}: ${(cause as Error).message}`, {
-      cause,
-    });
-  }
-}
-
-function parseJson(text: string, path: string, what: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `${what} ${path} is not JSON`, { cause });
-  }
-}
 
 async function main(): Promise<void> {
   const config = loadHubConfig(process.env);
@@ -40,16 +23,12 @@ async function main(): Promise<void> {
   );
   const apiKey =
     config.API_KEY ??
-    (await readText(resolve(config.API_KEY_FILE ?? join(stateDir, 'api-key')), 'API key file')).trim();
+    (await readConfigText(resolve(config.API_KEY_FILE ?? join(stateDir, 'api-key')), 'API key file')).trim();
   if (apiKey.length < 16)
     throw new AppError('CONFIG_INVALID', 'the API key must have at least 16 characters');
-  const hubKey = await importSigningKey(
-    parseJson(await readText(hubKeyFile, 'hub key'), hubKeyFile, 'hub key') as JWK,
-  );
-  const trustStore = parseTrustStore(
-    parseJson(await readText(trustStoreFile, 'trust store'), trustStoreFile, 'trust store'),
-  );
-  const referenceValues = parseReferenceValues(await readText(referenceValuesFile, 'reference values'));
+  const hubKey = await importSigningKey((await readConfigJson(hubKeyFile, 'hub key')) as JWK);
+  const trustStore = parseTrustStore(await readConfigJson(trustStoreFile, 'trust store'));
+  const referenceValues = parseReferenceValues(await readConfigText(referenceValuesFile, 'reference values'));
 
   const storeKind = config.HUB_TASK_STORE ?? (config.DATABASE_URL === undefined ? 'memory' : 'database');
   const hubStore =
@@ -73,23 +52,10 @@ async function main(): Promise<void> {
     ...(hubStore === null ? {} : { store: hubStore.store }),
   });
   log.info({ url: hub.url, port: hub.port, stateDir, taskStore: storeKind }, 'hub ready');
-  const stop = (signal: NodeJS.Signals): void => {
-    log.info({ signal }, 'shutting down');
-    hub
-      .close()
-      .then(() => hubStore?.close())
-      .then(() => {
-        log.flush();
-        process.exit(0);
-      })
-      .catch((error: unknown) => {
-        log.error({ err: error }, 'shutdown failed');
-        log.flush();
-        process.exit(1);
-      });
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  closeOnSignals(log, async () => {
+    await hub.close();
+    await hubStore?.close();
+  });
 }
 
 main().catch((error: unknown) => {

@@ -1,4 +1,5 @@
 // Environment parsing shared by every service: a zod schema per service, every bad variable listed at once.
+import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { AppError } from './errors.js';
 
@@ -21,4 +22,25 @@ export function loadConfig<S extends z.ZodTypeAny>(
     });
   }
   return Object.freeze(result.data) as z.infer<S>;
+}
+
+/** Reads a configuration file (key, trust store, API key…); CONFIG_INVALID names the file and what it is. */
+export async function readConfigText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new AppError('CONFIG_INVALID', `cannot read ${what} ${path}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}
+
+/** Reads and parses a JSON configuration file; CONFIG_INVALID when it cannot be read or is not JSON. */
+export async function readConfigJson(path: string, what: string): Promise<unknown> {
+  const text = await readConfigText(path, what);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new AppError('CONFIG_INVALID', `${what} ${path} is not JSON`, { cause });
+  }
 }

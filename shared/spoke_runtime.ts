@@ -3,7 +3,6 @@
 // hub link, heartbeats, drain and graceful shutdown — plus runSpokeProcess, the composition each main.ts uses.
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -21,12 +20,13 @@ import {
   type JWK,
   type SigningKey,
 } from './attestation.js';
-import { loadConfig } from './config.js';
+import { loadConfig, readConfigJson } from './config.js';
 import { AppError, isAppError, toAppError } from './errors.js';
 import { createLink, type Link } from './link.js';
 import { createLogger, silentLogger, type Logger } from './log.js';
 import { lockfilePath, LOCAL_SPOKES } from './layout.js';
 import { createMeasurer, type Measurer } from './measure.js';
+import { closeOnSignals } from './shutdown.js';
 import {
   AttestationResultNoticeSchema,
   CONTROL_METHODS,
@@ -758,22 +758,6 @@ export interface SpokeProcessOptions {
   handleSignals?: boolean;
 }
 
-async function readJsonFile(path: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `cannot read ${what} ${path}: ${(cause as Error).message}`, {
-      cause,
-    });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `${what} ${path} is not JSON`, { cause });
-  }
-}
-
 const JwksFileSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) });
 
 /**
@@ -799,8 +783,8 @@ export async function runSpokeProcess(processOptions: SpokeProcessOptions): Prom
       `spoke ${processOptions.name} has no default ports: set SPOKE_API_PORT and SPOKE_ATTESTATION_PORT`,
     );
   }
-  const signingKey = await importSigningKey((await readJsonFile(keyFile, 'spoke key')) as JWK);
-  const jwks = JwksFileSchema.safeParse(await readJsonFile(hubJwksFile, 'hub JWKS'));
+  const signingKey = await importSigningKey((await readConfigJson(keyFile, 'spoke key')) as JWK);
+  const jwks = JwksFileSchema.safeParse(await readConfigJson(hubJwksFile, 'hub JWKS'));
   if (!jwks.success)
     throw new AppError('CONFIG_INVALID', `hub JWKS ${hubJwksFile} must be {"keys": [JWK, …]}`);
   const modelSetting =
@@ -850,23 +834,7 @@ export async function runSpokeProcess(processOptions: SpokeProcessOptions): Prom
     'spoke listening',
   );
   if (processOptions.handleSignals ?? true) {
-    const stop = (signal: NodeJS.Signals): void => {
-      log.info({ signal }, 'shutting down');
-      spoke
-        .close({ graceMs: env.SHUTDOWN_GRACE_MS })
-        .then(() => {
-          log.info('stopped');
-          log.flush();
-          process.exit(0);
-        })
-        .catch((error: unknown) => {
-          log.error({ err: error }, 'shutdown failed');
-          log.flush();
-          process.exit(1);
-        });
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    closeOnSignals(log, () => spoke.close({ graceMs: env.SHUTDOWN_GRACE_MS }));
   }
   return spoke;
 }

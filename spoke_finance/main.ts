@@ -6,6 +6,7 @@ import process from 'node:process';
 import { openSpokeLlm } from '../shared/deferred_llm.js';
 import { spokeCodePaths } from '../shared/layout.js';
 import { createLogger } from '../shared/log.js';
+import { closeOnSignals } from '../shared/shutdown.js';
 import { runSpokeProcess } from '../shared/spoke_runtime.js';
 import { loadFinanceConfig } from './config.js';
 import { createRoiReviewSkill } from './roi_review_skill.js';
@@ -50,16 +51,7 @@ const spoke = await runSpokeProcess({
   handleSignals: false,
 });
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  log.info({ signal }, 'shutting down');
+closeOnSignals(log, async () => {
   await spoke.close({ graceMs: 10_000 });
   await llm?.close();
-  log.info('stopped');
-  log.flush();
-  process.exit(0);
-}
-process.once('SIGINT', (signal) => void shutdown(signal));
-process.once('SIGTERM', (signal) => void shutdown(signal));
+});

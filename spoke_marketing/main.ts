@@ -9,6 +9,7 @@ import { createJobRunner, type JobRunner } from '../shared/jobs.js';
 import { MARKETING_QUEUES } from '../shared/job_contracts.js';
 import { spokeCodePaths } from '../shared/layout.js';
 import { createLogger } from '../shared/log.js';
+import { closeOnSignals } from '../shared/shutdown.js';
 import { runSpokeProcess } from '../shared/spoke_runtime.js';
 import { parseCampaignRecords } from './campaign_rows.js';
 import { loadMarketingConfig } from './config.js';
@@ -133,18 +134,9 @@ const jobsReady: Promise<JobRunner | null> = config.JOBS_ENABLED
   : Promise.resolve(null);
 jobsReady.catch((error: unknown) => log.error({ err: error }, 'the marketing jobs could not be started'));
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  log.info({ signal }, 'shutting down');
+closeOnSignals(log, async () => {
   await spoke.close({ graceMs: 10_000 });
   await (await jobsReady.catch(() => null))?.close();
   await (await toolkitReady).close();
   await llm?.close();
-  log.info('stopped');
-  log.flush();
-  process.exit(0);
-}
-process.once('SIGINT', (signal) => void shutdown(signal));
-process.once('SIGTERM', (signal) => void shutdown(signal));
+});

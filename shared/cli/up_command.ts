@@ -62,26 +62,27 @@ interface SpokeStatusRow {
   reasons?: string[];
 }
 
+/** The hub's `/v1/spokes` rows, or why they could not be read (the hub may still be starting). */
 async function readSpokes(
   hubUrl: string,
   apiKey: string,
   signal: AbortSignal,
-): Promise<SpokeStatusRow[] | null> {
+): Promise<{ rows: SpokeStatusRow[] } | { problem: string }> {
   try {
     const response = await fetch(new URL('/v1/spokes', hubUrl), {
       headers: { authorization: `Bearer ${apiKey}` },
       signal,
     });
-    if (!response.ok) return null;
+    if (!response.ok) return { problem: `GET /v1/spokes answered HTTP ${response.status}` };
     const body = (await response.json()) as { spokes?: SpokeStatusRow[] } | SpokeStatusRow[];
-    return Array.isArray(body) ? body : (body.spokes ?? []);
-  } catch {
-    return null;
+    return { rows: Array.isArray(body) ? body : (body.spokes ?? []) };
+  } catch (error) {
+    return { problem: `the hub did not answer: ${(error as Error).message}` };
   }
 }
 
 /** The spokes whose skills the hub's agent card lists (each skill is tagged `tenant:<spoke>`). */
-async function readCardTenants(hubUrl: string, signal: AbortSignal): Promise<string[]> {
+export async function readCardTenants(hubUrl: string, signal: AbortSignal): Promise<string[]> {
   try {
     const response = await fetch(new URL('/.well-known/agent-card.json', hubUrl), { signal });
     if (!response.ok) return [];
@@ -205,6 +206,7 @@ export const upCommand: CliCommand = async (io) => {
   // Ready means attested (affirming) and routable (connected, not loading its model, under capacity), and
   // the hub knows each spoke's skills from its card (chat routes by them).
   let tenantsWithSkills: readonly string[] = [];
+  let hubProblem: string | null = null;
   const allReady = (rows: SpokeStatusRow[] | null): boolean =>
     rows !== null &&
     spokes.every(
@@ -213,7 +215,11 @@ export const upCommand: CliCommand = async (io) => {
         rows.some((row) => row.spoke === spoke.name && row.status === 'affirming' && row.routable !== false),
     );
   while (!waitSignal.aborted && Date.now() < deadline) {
-    last = await readSpokes(hubUrl, enrolment.apiKey, waitSignal);
+    const read = await readSpokes(hubUrl, enrolment.apiKey, waitSignal);
+    if ('rows' in read) {
+      last = read.rows;
+      hubProblem = null;
+    } else hubProblem = read.problem;
     tenantsWithSkills = await readCardTenants(hubUrl, waitSignal);
     if (allReady(last)) break;
     await sleep(500, undefined, { signal: waitSignal }).catch(() => undefined);
@@ -223,11 +229,14 @@ export const upCommand: CliCommand = async (io) => {
       const rows = last?.filter((row) => row.spoke === spoke.name) ?? [];
       const described =
         rows.length === 0
-          ? 'not reported'
+          ? `not reported${hubProblem === null ? '' : ` (${hubProblem})`}`
           : rows
               .map((row) => `${row.status}${row.reasons?.length ? ` (${row.reasons.join(', ')})` : ''}`)
               .join(', ');
-      io.stdout(`${spoke.name.padEnd(10)} ${described}\n`);
+      const skills = tenantsWithSkills.includes(spoke.name)
+        ? ''
+        : ' — its skills are not yet known to the hub';
+      io.stdout(`${spoke.name.padEnd(10)} ${described}${skills}\n`);
     }
     io.stdout(
       allReady(last)

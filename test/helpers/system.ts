@@ -1,6 +1,7 @@
 // A disposable local system for e2e tests: enrols a temp state dir the way `agenthub up` does, starts hub/main.ts,
 // spoke_marketing/main.ts and spoke_finance/main.ts as separate processes on free ephemeral ports with their logs in
 // <state>/logs/<name>.log, waits until both spokes are affirming and routable, and stops everything on dispose.
+import { readCardTenants } from '../../shared/cli/up_command.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -453,10 +454,8 @@ async function startSystemOnce(options: SystemOptions): Promise<RunningSystem> {
     let tenants: string[] = [];
     await waitFor(
       async () => {
-        const card = await hub('/.well-known/agent-card.json');
-        const skills = (card.body as { skills?: { tags?: string[] }[] } | null)?.skills ?? [];
-        tenants = SPOKES.filter((spoke) => skills.some((skill) => skill.tags?.includes(`tenant:${spoke}`)));
-        return tenants.length === SPOKES.length ? tenants : undefined;
+        tenants = await readCardTenants(hubUrl, AbortSignal.timeout(5_000));
+        return SPOKES.every((spoke) => tenants.includes(spoke)) ? tenants : undefined;
       },
       'the hub card listing every spoke’s skills',
       { timeoutMs: readyTimeoutMs, describe: () => `tenants with skills: ${tenants.join(', ') || 'none'}` },
