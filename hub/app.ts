@@ -18,6 +18,7 @@ import {
 } from '../shared/attestation.js';
 import { AppError, isAppError, toAppError } from '../shared/errors.js';
 import { silentLogger } from '../shared/log.js';
+import { extend } from '../shared/objects.js';
 import {
   A2A_VERSION,
   describeZodError,
@@ -749,7 +750,7 @@ function withLastEventId(method: string, params: unknown, req: IncomingMessage):
   if (typeof header !== 'string' || header === '') return params;
   const record = params as { metadata?: Record<string, unknown> };
   if (record.metadata?.[META.afterSeq] !== undefined) return params;
-  return { ...record, metadata: { ...record.metadata, [META.afterSeq]: header } };
+  return extend(record, { metadata: extend(record.metadata, { [META.afterSeq]: header }) });
 }
 
 /** W3C trace context: version-traceid-parentid-flags, lower-case hex. */
@@ -772,7 +773,7 @@ function withTraceparentHeader(method: string, params: unknown, req: IncomingMes
   if (typeof header !== 'string' || !TRACEPARENT.test(header)) return params;
   const record = params as { metadata?: Record<string, unknown> };
   if (record.metadata?.[META.traceparent] !== undefined) return params;
-  return { ...record, metadata: { ...record.metadata, [META.traceparent]: header } };
+  return extend(record, { metadata: extend(record.metadata, { [META.traceparent]: header }) });
 }
 
 function openEventStream(res: ServerResponse): void {

@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { AGENT_CARD_PATH, describeSpokeCard, parseAgentCard } from '../shared/agent_card.js';
 import { signConnectToken, type SigningKey, type TrustStore } from '../shared/attestation.js';
 import { toAppError } from '../shared/errors.js';
-import { createLink } from '../shared/link.js';
+import { createLink, type LinkRequestContext } from '../shared/link.js';
 import {
   CONTROL_METHODS,
   HeartbeatSchema,
@@ -36,7 +36,7 @@ export type LinkRequestHandlerFactory = (
 ) => (
   method: string,
   params: unknown,
-  context: { signal: AbortSignal },
+  context: LinkRequestContext,
 ) => Promise<unknown> | AsyncIterable<unknown>;
 
 /** Dependencies of the link manager. */

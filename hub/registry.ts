@@ -1,6 +1,7 @@
 // The hub's in-memory view of every spoke replica: its live link session, attestation state, declared load
 // and agent card. links.ts and appraisal.ts write it; routing.ts reads it through the pure routing gate.
 import type { CardSkill } from '../shared/agent_card.js';
+import type { LinkStream } from '../shared/link.js';
 import type { Heartbeat } from '../shared/protocol.js';
 
 /** What a replica's link offers the router (shared/link.ts's Link satisfies it; tests may fake it). */
@@ -10,7 +11,7 @@ export interface ReplicaChannel {
     params: unknown,
     options?: { signal?: AbortSignal; timeoutMs?: number },
   ): Promise<unknown>;
-  stream(method: string, params: unknown, options?: { signal?: AbortSignal }): AsyncIterable<unknown>;
+  stream(method: string, params: unknown, options?: { signal?: AbortSignal }): LinkStream;
   notify(method: string, params: unknown): void;
   /** Closes the link (1000 by default); pending calls fail with SPOKE_UNAVAILABLE. */
   close(code?: number, reason?: string): void;

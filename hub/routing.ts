@@ -5,6 +5,8 @@
 import { randomFillSync, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, assertNever, toAppError } from '../shared/errors.js';
+import type { Cancellation, LinkRequestContext, LinkStream } from '../shared/link.js';
+import { extend } from '../shared/objects.js';
 import {
   isA2aMethod,
   isSendMessageParams,
@@ -192,7 +194,10 @@ interface Delivery {
   readonly acceptedAt: number;
   replica: Replica | undefined;
   hop: HopRecord | undefined;
-  controller: AbortController | undefined;
+  /** The current attempt's stream from the spoke; canceled when the hub ends the task itself. */
+  stream: LinkStream | undefined;
+  /** True once the hub has canceled `stream` (what arrives after that is not late, it is expected). */
+  streamCanceled: boolean;
   released: boolean;
   settled: boolean;
   attempts: number;
@@ -328,7 +333,8 @@ export class Router {
       acceptedAt: now,
       replica: undefined,
       hop: undefined,
-      controller: undefined,
+      stream: undefined,
+      streamCanceled: false,
       released: false,
       settled: false,
       attempts: 0,
@@ -359,7 +365,7 @@ export class Router {
   }
 
   /** Waits until the task's stream ends (terminal or interrupted state) and returns the record. */
-  async settled(taskId: string, signal?: AbortSignal): Promise<HubTaskRecord> {
+  async settled(taskId: string, signal?: Cancellation): Promise<HubTaskRecord> {
     const record = await this.store.getTask(taskId);
     if (record === undefined) throw new AppError('TASK_NOT_FOUND', `task ${taskId} not found`);
     if (this.isFinal(record)) return record;
@@ -403,7 +409,7 @@ export class Router {
    * The task's log entries after `afterSeq`, then live ones, until the entry that ends the stream. A replay
    * that hits evicted events first yields the current task (metadata `agenthub/gap: true`).
    */
-  async *follow(taskId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<TaskEventEntry> {
+  async *follow(taskId: string, afterSeq: number, signal?: Cancellation): AsyncGenerator<TaskEventEntry> {
     const buffered: TaskEventEntry[] = [];
     let wake: (() => void) | undefined;
     const unsubscribe = this.bus.subscribe(taskId, (entry) => {
@@ -423,7 +429,9 @@ export class Router {
           taskId,
           seq: first.seq - 1,
           epoch: first.epoch,
-          event: { task: { ...record.task, metadata: { ...record.task.metadata, 'agenthub/gap': true } } },
+          event: {
+            task: extend(record.task, { metadata: extend(record.task.metadata, { 'agenthub/gap': true }) }),
+          },
           final: false,
         };
       }
@@ -483,7 +491,7 @@ export class Router {
   }
 
   /** Serves one A2A method for `caller` (an HTTP client or a spoke on its link). */
-  async a2a(caller: CallerRef, method: string, params: unknown, signal?: AbortSignal): Promise<A2aOutcome> {
+  async a2a(caller: CallerRef, method: string, params: unknown, signal?: Cancellation): Promise<A2aOutcome> {
     if (!isA2aMethod(method)) {
       throw new AppError('METHOD_NOT_FOUND', `unknown method ${method}`, { details: { method } });
     }
@@ -562,14 +570,14 @@ export class Router {
   ): (
     method: string,
     params: unknown,
-    context: { signal: AbortSignal },
+    context: LinkRequestContext,
   ) => Promise<unknown> | AsyncIterable<unknown> {
     const caller: CallerRef = { kind: 'spoke', spoke: replica.spoke, replica: replica.key };
     return (method, params, context) => {
       if (method === 'SendStreamingMessage' || method === 'SubscribeToTask') {
-        return this.linkStream(caller, method, params, context.signal);
+        return this.linkStream(caller, method, params, context.cancellation);
       }
-      return this.a2a(caller, method, params, context.signal).then((outcome) => {
+      return this.a2a(caller, method, params, context.cancellation).then((outcome) => {
         if (outcome.kind === 'result') return outcome.result;
         throw new AppError('INTERNAL', `method ${method} produced a stream`);
       });
@@ -591,7 +599,7 @@ export class Router {
     caller: CallerRef,
     method: string,
     params: unknown,
-    signal: AbortSignal,
+    signal: Cancellation,
   ): AsyncGenerator<StreamResponse> {
     const outcome = await this.a2a(caller, method, params, signal);
     if (outcome.kind !== 'stream')
@@ -605,7 +613,7 @@ export class Router {
 
   private async *subscribeFromNow(
     record: HubTaskRecord,
-    signal?: AbortSignal,
+    signal?: Cancellation,
   ): AsyncGenerator<TaskEventEntry> {
     const replay = await this.store.eventsAfter(record.id, 0);
     const last = replay.entries.at(-1);
@@ -847,7 +855,7 @@ export class Router {
     const traceId = match?.[1] ?? randomHex(16);
     const traceparent = `00-${traceId}-${randomHex(8)}-01`;
     const createdAt = new Date(now).toISOString();
-    const message: Message = { ...request.message, contextId, taskId: id };
+    const message: Message = extend(request.message, { contextId, taskId: id });
     return {
       id,
       contextId,
@@ -892,23 +900,21 @@ export class Router {
   private outgoingParams(delivery: Delivery, hop: HopRecord): SendMessageParams {
     const { request, record } = delivery;
     const callerName = request.caller.kind === 'spoke' ? request.caller.spoke : 'client';
-    const message: Message = { ...request.message, contextId: record.contextId };
+    const message: Message = extend(request.message, { contextId: record.contextId });
     if (delivery.continuesSpokeTask !== undefined) message.taskId = delivery.continuesSpokeTask;
-    else delete message.taskId;
-    return {
-      message,
-      ...(request.configuration === undefined ? {} : { configuration: request.configuration }),
-      metadata: {
-        ...request.metadata,
-        [META.deadline]: record.deadline,
-        [META.idleTimeoutMs]: delivery.idleTimeoutMs,
-        [META.traceparent]: record.traceparent,
-        [META.caller]: callerName,
-        'agenthub/hubTaskId': record.id,
-        'agenthub/attempt': hop.attempt,
-        ...(request.skill === undefined ? {} : { [META.skill]: request.skill }),
-      },
-    };
+    else if (message.taskId !== undefined) delete message.taskId;
+    const metadata: Record<string, unknown> = extend(request.metadata, {
+      [META.deadline]: record.deadline,
+      [META.idleTimeoutMs]: delivery.idleTimeoutMs,
+      [META.traceparent]: record.traceparent,
+      [META.caller]: callerName,
+      'agenthub/hubTaskId': record.id,
+      'agenthub/attempt': hop.attempt,
+    });
+    if (request.skill !== undefined) metadata[META.skill] = request.skill;
+    return request.configuration === undefined
+      ? { message, metadata }
+      : { message, configuration: request.configuration, metadata };
   }
 
   /** Delivers to one replica and turns the spoke's stream into the hub task's events. */
@@ -941,8 +947,8 @@ export class Router {
     record.hops.push(hop);
     delivery.hop = hop;
     delivery.lastEventAt = now;
-    const controller = new AbortController();
-    delivery.controller = controller;
+    delivery.stream = undefined;
+    delivery.streamCanceled = false;
     this.armIdle(delivery);
     let received = 0;
     try {
@@ -950,9 +956,8 @@ export class Router {
       if (channel === undefined || channel.closed) {
         throw new AppError('SPOKE_UNAVAILABLE', `replica ${replica.key} has no open link`);
       }
-      const stream = channel.stream('SendStreamingMessage', this.outgoingParams(delivery, hop), {
-        signal: controller.signal,
-      });
+      const stream = channel.stream('SendStreamingMessage', this.outgoingParams(delivery, hop));
+      delivery.stream = stream;
       for await (const item of stream) {
         if (delivery.settled) {
           this.metrics?.late();
@@ -970,7 +975,7 @@ export class Router {
       }
     } catch (error) {
       if (delivery.settled) {
-        if (!controller.signal.aborted) this.metrics?.late();
+        if (!delivery.streamCanceled) this.metrics?.late();
         return;
       }
       const appError = toAppError(error, 'UPSTREAM_ERROR');
@@ -1085,15 +1090,16 @@ export class Router {
     let outgoing: StreamResponse;
     if ('task' in event) {
       hop.spokeTaskId ??= event.task.id;
-      record.task = {
-        ...record.task,
-        status: event.task.status,
-        ...(event.task.artifacts === undefined ? {} : { artifacts: event.task.artifacts }),
-      };
+      record.task =
+        event.task.artifacts === undefined
+          ? extend(record.task, { status: event.task.status })
+          : extend(record.task, { status: event.task.status, artifacts: event.task.artifacts });
+      adoptSpokeMetadata(record, event.task.metadata);
       outgoing = { task: record.task };
     } else if ('statusUpdate' in event) {
       hop.spokeTaskId ??= event.statusUpdate.taskId;
       this.applyStatus(record, event.statusUpdate.status);
+      adoptSpokeMetadata(record, event.statusUpdate.metadata);
       outgoing = {
         statusUpdate: {
           taskId: record.id,
@@ -1110,10 +1116,10 @@ export class Router {
         event.artifactUpdate.append === true,
       );
       outgoing = {
-        artifactUpdate: { ...event.artifactUpdate, taskId: record.id, contextId: record.contextId },
+        artifactUpdate: extend(event.artifactUpdate, { taskId: record.id, contextId: record.contextId }),
       };
     } else {
-      const message: Message = { ...event.message, taskId: record.id, contextId: record.contextId };
+      const message: Message = extend(event.message, { taskId: record.id, contextId: record.contextId });
       this.applyStatus(record, {
         state: 'TASK_STATE_COMPLETED',
         message,
@@ -1147,7 +1153,10 @@ export class Router {
     clearTimeout(delivery.idleTimer);
     clearTimeout(delivery.totalTimer);
     this.active.delete(delivery.record.id);
-    if (error !== undefined) delivery.controller?.abort();
+    if (error !== undefined) {
+      delivery.streamCanceled = true;
+      delivery.stream?.cancel();
+    }
     const now = this.now();
     if (delivery.hop !== undefined) {
       delivery.hop.finishedAt = new Date(now).toISOString();
@@ -1216,10 +1225,9 @@ export class Router {
     record.failure = state === 'TASK_STATE_CANCELED' ? null : failure;
     record.finishedAt = at;
     this.applyStatus(record, status);
-    record.task.metadata = {
-      ...record.task.metadata,
+    record.task.metadata = extend(record.task.metadata, {
       [HUB_ERROR_META]: { code: error.code, message: error.message },
-    };
+    });
     await this.store.saveTask(record);
     await this.appendEvent(
       record,
@@ -1338,6 +1346,28 @@ export function parseSpokeEvent(item: unknown): StreamResponse | undefined {
   }
 }
 
+/** Hub task metadata keys the hub owns; a spoke's metadata never overrides them. */
+const HUB_OWNED_METADATA: ReadonlySet<string> = new Set([
+  META.deadline,
+  META.traceparent,
+  'agenthub/target',
+  HUB_ERROR_META,
+]);
+
+/**
+ * Takes the metadata a spoke reports for its task (its skill, result details, error info) into the hub task,
+ * so a caller that only reads the final task (SendMessage, GetTask) sees what a stream follower sees.
+ */
+function adoptSpokeMetadata(record: HubTaskRecord, spokeMetadata: Record<string, unknown> | undefined): void {
+  if (spokeMetadata === undefined) return;
+  const own = record.task.metadata ?? {};
+  const merged: Record<string, unknown> = {};
+  for (const key in spokeMetadata) {
+    if (!HUB_OWNED_METADATA.has(key)) merged[key] = spokeMetadata[key];
+  }
+  record.task.metadata = Object.assign(merged, own);
+}
+
 function outcomeOf(state: TaskState): string {
   return state.replace('TASK_STATE_', '').toLowerCase();
 }
@@ -1346,7 +1376,9 @@ function mergeArtifact(artifacts: readonly Artifact[], update: Artifact, append:
   const index = artifacts.findIndex((artifact) => artifact.artifactId === update.artifactId);
   const existing = index >= 0 ? artifacts[index] : undefined;
   if (existing === undefined) return [...artifacts, update];
-  const merged: Artifact = append ? { ...existing, parts: [...existing.parts, ...update.parts] } : update;
+  const merged: Artifact = append
+    ? extend(existing, { parts: [...existing.parts, ...update.parts] })
+    : update;
   return artifacts.map((artifact, position) => (position === index ? merged : artifact));
 }
 

@@ -11,6 +11,7 @@ import {
   type TaskState,
 } from '../shared/protocol.js';
 import { assertNever, type ErrorCode } from '../shared/errors.js';
+import { extend } from '../shared/objects.js';
 
 /** Who sent a request to the hub. */
 export type CallerRef =
@@ -175,17 +176,18 @@ export function withSequence(event: StreamResponse, seq: number, epoch: string):
   const stamp = { [META.seq]: seq, [META.epoch]: epoch };
   if ('task' in event) {
     const task = cloneJson(event.task);
-    return { task: { ...task, metadata: { ...task.metadata, ...stamp } } };
+    task.metadata = extend(task.metadata, stamp);
+    return { task };
   }
   if ('message' in event)
-    return { message: { ...event.message, metadata: { ...event.message.metadata, ...stamp } } };
+    return { message: extend(event.message, { metadata: extend(event.message.metadata, stamp) }) };
   if ('statusUpdate' in event) {
     return {
-      statusUpdate: { ...event.statusUpdate, metadata: { ...event.statusUpdate.metadata, ...stamp } },
+      statusUpdate: extend(event.statusUpdate, { metadata: extend(event.statusUpdate.metadata, stamp) }),
     };
   }
   return {
-    artifactUpdate: { ...event.artifactUpdate, metadata: { ...event.artifactUpdate.metadata, ...stamp } },
+    artifactUpdate: extend(event.artifactUpdate, { metadata: extend(event.artifactUpdate.metadata, stamp) }),
   };
 }
 

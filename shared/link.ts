@@ -21,12 +21,27 @@ import {
   type LinkFrame,
 } from './protocol.js';
 
+/**
+ * The part of an AbortSignal that waiting on a cancel needs; an AbortSignal is one. A link's incoming request
+ * offers it without an AbortController (and its EventTarget) per request: the routed hot path waits on it.
+ */
+export interface Cancellation {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: CancelListener, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: CancelListener): void;
+}
+
+/** A function or an object with `handleEvent`, as EventTarget listeners are. */
+export type CancelListener = (() => void) | { handleEvent(): void };
+
 /** What a handler of an incoming request gets besides the method and params. */
 export interface LinkRequestContext {
   /** JSON-RPC id the peer chose for this request. */
   readonly id: JsonRpcId;
-  /** Aborted when the peer sends `stream/cancel` for this id, or when the link closes. */
+  /** Aborted when the peer sends `stream/cancel` for this id, or when the link closes. Made on first use. */
   readonly signal: AbortSignal;
+  /** The same cancel as `signal`, cheaper to wait on. */
+  readonly cancellation: Cancellation;
 }
 
 /** The callbacks a link dispatches incoming frames to. */
@@ -61,6 +76,12 @@ export interface LinkStreamOptions {
   readonly signal?: AbortSignal;
 }
 
+/** An outgoing stream: its results, and a way to stop it without an AbortSignal. */
+export interface LinkStream extends AsyncIterable<unknown> {
+  /** Ends the iteration with `reason` (default `CANCELED`) and sends `stream/cancel`, as aborting `signal` does. */
+  cancel(reason?: AppError): void;
+}
+
 /** One end of a multiplexed JSON-RPC link. */
 export interface Link {
   /** Sends a request and resolves with its single result; rejects with the AppError rebuilt from an error frame. */
@@ -69,7 +90,7 @@ export interface Link {
    * Sends a request whose answer is a stream: yields each result until `streamEnd`; throws the AppError
    * rebuilt from an error frame. Breaking out of the loop or aborting sends `stream/cancel`.
    */
-  stream(method: string, params: unknown, options?: LinkStreamOptions): AsyncIterable<unknown>;
+  stream(method: string, params: unknown, options?: LinkStreamOptions): LinkStream;
   /** Sends a notification. Throws `SPOKE_UNAVAILABLE` when closed and `QUEUE_FULL` over the high-water mark. */
   notify(method: string, params: unknown): void;
   /** Outgoing requests and streams not yet finished. */
@@ -123,8 +144,48 @@ interface PendingStream {
 
 type PendingCall = PendingRequest | PendingStream;
 
-interface IncomingCall {
-  readonly controller: AbortController;
+/** An incoming request in progress: its cancel, with the AbortSignal made only when a handler asks for it. */
+class IncomingCall implements Cancellation, LinkRequestContext {
+  aborted = false;
+  private reason: AppError | undefined;
+  private listeners: CancelListener[] | undefined;
+  private controller: AbortController | undefined;
+
+  constructor(readonly id: JsonRpcId) {}
+
+  get cancellation(): Cancellation {
+    return this;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  addEventListener(_type: 'abort', listener: CancelListener): void {
+    (this.listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: CancelListener): void {
+    const index = this.listeners?.indexOf(listener) ?? -1;
+    if (index >= 0) this.listeners?.splice(index, 1);
+  }
+
+  abort(reason: AppError): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    const listeners = this.listeners ?? [];
+    this.listeners = undefined;
+    for (const listener of listeners) {
+      if (typeof listener === 'function') listener();
+      else listener.handleEvent();
+    }
+  }
 }
 
 /**
@@ -266,17 +327,13 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
     });
   }
 
-  async function* stream(
-    method: string,
-    params: unknown,
-    streamOptions: LinkStreamOptions = {},
-  ): AsyncGenerator<unknown, void, undefined> {
+  function stream(method: string, params: unknown, streamOptions: LinkStreamOptions = {}): LinkStream {
     const { signal } = streamOptions;
-    if (signal?.aborted) throw new AppError('CANCELED', `stream ${method} canceled before it was sent`);
     const buffered: unknown[] = [];
     let ended = false;
     let failure: AppError | undefined;
     let wake: (() => void) | undefined;
+    let requestId: JsonRpcId | undefined;
     // Method shorthand, not arrow properties: fewer closures per stream (and no keepNames helper call each
     // under tsx). `handleEvent` makes the object itself the abort listener.
     const call = {
@@ -292,40 +349,52 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
       },
       end(): void {
         ended = true;
-        pending.delete(requestId);
+        if (requestId !== undefined) pending.delete(requestId);
         call.notify();
       },
       fail(error: AppError): void {
         failure ??= error;
-        pending.delete(requestId);
+        if (requestId !== undefined) pending.delete(requestId);
         call.notify();
       },
       handleEvent(): void {
-        failure ??= new AppError('CANCELED', `stream ${method} canceled by the caller`);
+        call.cancel();
+      },
+      cancel(reason?: AppError): void {
+        failure ??= reason ?? new AppError('CANCELED', `stream ${method} canceled by the caller`);
         call.notify();
       },
     };
-    const requestId = startCall(method, params, call);
-    signal?.addEventListener('abort', call, { once: true });
-    try {
-      for (;;) {
-        if (buffered.length > 0) {
-          yield buffered.shift();
-          continue;
+    async function* results(): AsyncGenerator<unknown, void, undefined> {
+      if (signal?.aborted) throw new AppError('CANCELED', `stream ${method} canceled before it was sent`);
+      const sentId = startCall(method, params, call);
+      requestId = sentId;
+      signal?.addEventListener('abort', call, { once: true });
+      try {
+        for (;;) {
+          if (buffered.length > 0) {
+            yield buffered.shift();
+            continue;
+          }
+          if (failure !== undefined) throw failure;
+          if (ended) return;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
         }
-        if (failure !== undefined) throw failure;
-        if (ended) return;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-      }
-    } finally {
-      signal?.removeEventListener('abort', call);
-      if (pending.get(requestId)) {
-        pending.delete(requestId);
-        sendCancel(requestId);
+      } finally {
+        signal?.removeEventListener('abort', call);
+        if (pending.get(sentId)) {
+          pending.delete(sentId);
+          sendCancel(sentId);
+        }
       }
     }
+    const iterable = results();
+    return {
+      [Symbol.asyncIterator]: () => iterable,
+      cancel: call.cancel,
+    };
   }
 
   function notifyPeer(method: string, params: unknown): void {
@@ -442,7 +511,7 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
         log.debug({ params }, 'malformed stream/cancel ignored');
         return;
       }
-      incoming.get(parsed.data.id)?.controller.abort(new AppError('CANCELED', 'canceled by the peer'));
+      incoming.get(parsed.data.id)?.abort(new AppError('CANCELED', 'canceled by the peer'));
       return;
     }
     try {
@@ -464,14 +533,15 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
       );
       return;
     }
-    const controller = new AbortController();
-    incoming.set(requestId, { controller });
-    void runHandler(requestId, method, params, controller.signal).finally(() => incoming.delete(requestId));
+    const call = new IncomingCall(requestId);
+    incoming.set(requestId, call);
+    void runHandler(call, method, params).finally(() => incoming.delete(requestId));
   }
 
   /** Sends one answer frame unless the peer has canceled or the link is gone; oversized answers become errors. */
-  function sendAnswer(requestId: JsonRpcId, signal: AbortSignal, frame: string): void {
-    if (closed || signal.aborted) return;
+  function sendAnswer(call: IncomingCall, frame: string): void {
+    const requestId = call.id;
+    if (closed || call.aborted) return;
     if (Buffer.byteLength(frame, 'utf8') > LIMITS.maxFrameBytes) {
       answerError(
         requestId,
@@ -484,25 +554,20 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
     writeFrame(frame);
   }
 
-  async function runHandler(
-    requestId: JsonRpcId,
-    method: string,
-    params: unknown,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async function runHandler(call: IncomingCall, method: string, params: unknown): Promise<void> {
     try {
-      const answer = handlers.onRequest(method, params, { id: requestId, signal });
+      const answer = handlers.onRequest(method, params, call);
       if (isAsyncIterable(answer)) {
-        await pumpStream(requestId, answer, signal);
+        await pumpStream(call, answer);
       } else {
         const result = await answer;
-        sendAnswer(requestId, signal, resultFrame(requestId, result));
+        sendAnswer(call, resultFrame(call.id, result));
       }
     } catch (error) {
-      if (closed || signal.aborted) return;
+      if (closed || call.aborted) return;
       if (!(error instanceof AppError)) log.error({ err: error, method }, 'link request handler failed');
       answerError(
-        requestId,
+        call.id,
         error instanceof AppError
           ? error
           : new AppError('INTERNAL', `internal error while serving ${method}`),
@@ -510,15 +575,11 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
     }
   }
 
-  async function pumpStream(
-    requestId: JsonRpcId,
-    answer: AsyncIterable<unknown>,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async function pumpStream(call: IncomingCall, answer: AsyncIterable<unknown>): Promise<void> {
     const iterator = answer[Symbol.asyncIterator]();
     const aborted = new Promise<'aborted'>((resolve) => {
-      if (signal.aborted) resolve('aborted');
-      else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+      if (call.aborted) resolve('aborted');
+      else call.addEventListener('abort', () => resolve('aborted'));
     });
     for (;;) {
       const next = await Promise.race([iterator.next(), aborted]);
@@ -530,9 +591,9 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
         return;
       }
       if (next.done) break;
-      sendAnswer(requestId, signal, resultFrame(requestId, next.value));
+      sendAnswer(call, resultFrame(call.id, next.value));
     }
-    sendAnswer(requestId, signal, streamEndFrame(requestId));
+    sendAnswer(call, streamEndFrame(call.id));
   }
 
   // ---- closing -------------------------------------------------------------------------------------
@@ -548,7 +609,7 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
       if (call.kind === 'request') call.reject(error);
       else call.fail(error);
     }
-    for (const { controller } of incoming.values()) controller.abort(error);
+    for (const call of incoming.values()) call.abort(error);
     try {
       handlers.onClose?.(code, reason);
     } catch (handlerError) {

@@ -34,7 +34,7 @@ import {
   LIMITS,
   LINK_SUBPROTOCOL,
   META,
-  StreamResponseSchema,
+  SendMessageResultSchema,
   dataOf,
   dataPart,
   isA2aMethod,
@@ -44,7 +44,7 @@ import {
   type AttestationResultNotice,
   type Part,
   type SendMessageParams,
-  type Task,
+  type SendMessageResult,
 } from './protocol.js';
 import type { PeerRequest, PeerResponse, SkillDefinition } from './skill.js';
 import { createA2aHttpHandler } from './spoke_http.js';
@@ -244,6 +244,8 @@ export async function startSpoke(options: SpokeOptions): Promise<RunningSpoke> {
     const params: SendMessageParams = {
       tenant: request.tenant,
       message: { messageId: randomUUID(), role: 'ROLE_USER', parts },
+      // The answer needs the final status and artifacts, not the conversation.
+      configuration: { historyLength: 0 },
       metadata: {
         [META.skill]: request.skill,
         [META.caller]: options.name,
@@ -263,51 +265,17 @@ export async function startSpoke(options: SpokeOptions): Promise<RunningSpoke> {
       },
       Math.max(0, budget),
     );
-    let taskId = '';
-    let task: Task | undefined;
-    let artifactParts: Part[] = [];
-    let finalMetadata: Record<string, unknown> = {};
-    let terminal: string | undefined;
-    let statusText = '';
+    let result: SendMessageResult;
     try {
-      for await (const item of current.link.stream('SendStreamingMessage', params, {
-        signal: controller.signal,
-      })) {
-        const parsed = StreamResponseSchema.safeParse(item);
-        if (!parsed.success)
-          throw new AppError('UPSTREAM_ERROR', `the hub sent an event that is not an A2A StreamResponse`);
-        const event = parsed.data;
-        if ('task' in event) {
-          task = event.task;
-          taskId = task.id;
-          finalMetadata = { ...finalMetadata, ...(task.metadata ?? {}) };
-          if (isTerminalState(task.status.state)) {
-            terminal = task.status.state;
-            artifactParts = task.artifacts?.flatMap((artifact) => artifact.parts) ?? [];
-          }
-        } else if ('artifactUpdate' in event) {
-          taskId = event.artifactUpdate.taskId;
-          const incoming = event.artifactUpdate.artifact.parts;
-          artifactParts =
-            event.artifactUpdate.append === true ? [...artifactParts, ...incoming] : [...incoming];
-        } else if ('statusUpdate' in event) {
-          taskId = event.statusUpdate.taskId;
-          finalMetadata = { ...finalMetadata, ...(event.statusUpdate.metadata ?? {}) };
-          if (isTerminalState(event.statusUpdate.status.state)) {
-            terminal = event.statusUpdate.status.state;
-            statusText = textOf(event.statusUpdate.status.message?.parts ?? []);
-          }
-        } else {
-          // A direct message answer: it is the whole response.
-          return {
-            taskId,
-            text: textOf(event.message.parts),
-            data: dataOf(event.message.parts)[0],
-            metadata: event.message.metadata ?? {},
-          };
-        }
-        if (terminal !== undefined) break;
-      }
+      // One request, one answer frame: the hub waits for the peer's final state itself.
+      const answer = await current.link.request('SendMessage', params, { signal: controller.signal });
+      const parsed = SendMessageResultSchema.safeParse(answer);
+      if (!parsed.success)
+        throw new AppError(
+          'UPSTREAM_ERROR',
+          'the hub answered with something that is not an A2A task or message',
+        );
+      result = parsed.data;
     } catch (error) {
       if (timedOut) {
         throw new AppError(
@@ -321,17 +289,35 @@ export async function startSpoke(options: SpokeOptions): Promise<RunningSpoke> {
       clearTimeout(timer);
       origin.signal.removeEventListener('abort', forward);
     }
-    if (terminal === undefined)
+    if ('message' in result) {
+      // A direct message answer: it is the whole response.
+      const { message } = result;
+      return {
+        taskId: message.taskId ?? '',
+        text: textOf(message.parts),
+        data: dataOf(message.parts)[0],
+        metadata: message.metadata ?? {},
+      };
+    }
+    const { task } = result;
+    const state = task.status.state;
+    const metadata = task.metadata ?? {};
+    if (state === 'TASK_STATE_COMPLETED') {
+      const parts = task.artifacts?.flatMap((artifact) => artifact.parts) ?? [];
+      return { taskId: task.id, text: textOf(parts), data: dataOf(parts)[0], metadata };
+    }
+    if (state === 'TASK_STATE_CANCELED')
+      throw new AppError('CANCELED', `${request.tenant}/${request.skill} was canceled`);
+    const statusText = textOf(task.status.message?.parts ?? []);
+    if (!isTerminalState(state))
       throw new AppError(
         'UPSTREAM_ERROR',
-        `the hub ended ${request.tenant}/${request.skill} without a final state`,
+        `${request.tenant}/${request.skill} stopped in ${state}${statusText === '' ? '' : `: ${statusText}`}`,
       );
-    if (terminal === 'TASK_STATE_COMPLETED') {
-      return { taskId, text: textOf(artifactParts), data: dataOf(artifactParts)[0], metadata: finalMetadata };
-    }
-    if (terminal === 'TASK_STATE_CANCELED')
-      throw new AppError('CANCELED', `${request.tenant}/${request.skill} was canceled`);
-    throw taskFailure(finalMetadata, statusText || `${request.tenant}/${request.skill} ended ${terminal}`);
+    throw taskFailure(
+      { ...metadata, ...(task.status.message?.metadata ?? {}) },
+      statusText || `${request.tenant}/${request.skill} ended ${state}`,
+    );
   }
 
   // ---- the hub link ---------------------------------------------------------------------------------

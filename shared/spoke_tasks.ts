@@ -106,6 +106,11 @@ function now(): string {
   return new Date().toISOString();
 }
 
+/** Resolves after the I/O and immediates already queued: one turn of the event loop. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function agentMessage(taskId: string, contextId: string, text: string): Message {
   return { messageId: randomUUID(), taskId, contextId, role: 'ROLE_AGENT', parts: [textPart(text)] };
 }
@@ -503,7 +508,13 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
     return historyLength === undefined ? {} : { historyLength };
   }
 
-  /** Yields the task, then its events until it is terminal (or the signal detaches the subscriber). */
+  /**
+   * Yields the task, then its events until it is terminal (or the signal detaches the subscriber). Events are
+   * taken in bursts, one event-loop turn after the first of them, and a burst that ends the task goes out as
+   * one final task snapshot instead of its separate events: a skill that answers at once streams one event
+   * (the hub parses and logs two frames per routed message instead of five). The first snapshot also waits
+   * one turn, so it shows a just-created task already started (or finished).
+   */
   async function* follow(
     record: TaskRecord,
     signal: AbortSignal,
@@ -522,19 +533,26 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
     record.listeners.add(listener);
     signal.addEventListener('abort', poke, { once: true });
     try {
+      await nextTurn();
+      // The snapshot already shows whatever happened during that turn.
+      buffered.length = 0;
       yield { task: snapshot(record.task) };
       if (isTerminalState(record.task.status.state)) return;
       for (;;) {
-        const event = buffered.shift();
-        if (event !== undefined) {
-          yield event;
-          if ('statusUpdate' in event && isTerminalState(event.statusUpdate.status.state)) return;
+        if (buffered.length === 0) {
+          if (signal.aborted) return;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          await nextTurn();
           continue;
         }
-        if (signal.aborted) return;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
+        if (isTerminalState(record.task.status.state)) {
+          buffered.length = 0;
+          yield { task: snapshot(record.task) };
+          return;
+        }
+        yield buffered.shift() as StreamResponse;
       }
     } finally {
       record.listeners.delete(listener);

@@ -59,21 +59,22 @@ describe('spoke A2A over HTTP', () => {
     expect((unknown.body.error as { message: string }).message).toContain('ping, echo, sleep');
   });
 
-  it('streams SendStreamingMessage as SSE: the task first, then events in order, ending with a terminal status', async () => {
+  it('streams SendStreamingMessage as SSE: the task first, progress, and the final task in one event', async () => {
     const events = await rpcStream(
       testSpoke.spoke,
       'SendStreamingMessage',
       messageParams('sleep 20', { skill: 'sleep' }),
     );
-    const results = events.map((event) => event.result as Record<string, Record<string, unknown>>);
-    expect(Object.keys(results[0] ?? {})).toEqual(['task']);
-    expect((results[0]?.task?.status as { state: string }).state).toBe('TASK_STATE_SUBMITTED');
-    const kinds = results.map((result) => Object.keys(result)[0]);
-    expect(kinds.slice(1)).toEqual(['statusUpdate', 'statusUpdate', 'artifactUpdate', 'statusUpdate']);
-    const states = results
-      .filter((result) => result.statusUpdate !== undefined)
-      .map((result) => (result.statusUpdate?.status as { state: string }).state);
-    expect(states).toEqual(['TASK_STATE_WORKING', 'TASK_STATE_WORKING', 'TASK_STATE_COMPLETED']);
+    const results = events.map((event) => event.result as { task?: Task });
+    // The first snapshot waits one turn, so it shows the started task with its first progress; the artifact
+    // and the terminal status, made in one turn, arrive as one final task.
+    expect(results.map((result) => Object.keys(result))).toEqual([['task'], ['task']]);
+    expect(results.map((result) => result.task?.status.state)).toEqual([
+      'TASK_STATE_WORKING',
+      'TASK_STATE_COMPLETED',
+    ]);
+    expect(results[0]?.task?.status.message?.parts).toEqual([{ text: 'sleeping 20 ms' }]);
+    expect(results[1]?.task?.artifacts?.[0]?.parts[0]).toEqual({ text: 'slept 20 ms' });
   });
 
   it('answers an unknown method with METHOD_NOT_FOUND (-32601)', async () => {
@@ -243,9 +244,9 @@ describe('spoke A2A over HTTP', () => {
       ).body,
     );
     const events = await rpcStream(testSpoke.spoke, 'SubscribeToTask', { id: running.id });
-    const last = events.at(-1)?.result as { statusUpdate?: { status: { state: string } } };
+    const last = events.at(-1)?.result as { task?: Task };
     expect(Object.keys(events[0]?.result as object)).toEqual(['task']);
-    expect(last.statusUpdate?.status.state).toBe('TASK_STATE_COMPLETED');
+    expect(last.task?.status.state).toBe('TASK_STATE_COMPLETED');
   });
 });
 

@@ -156,9 +156,7 @@ describe('A2A over the hub link', () => {
       expect((unary as { task: Task }).task.status.state).toBe('TASK_STATE_COMPLETED');
       expect(Object.keys(streamed[0] ?? {})).toEqual(['task']);
       const last = streamed.at(-1);
-      expect(last && 'statusUpdate' in last ? last.statusUpdate.status.state : undefined).toBe(
-        'TASK_STATE_COMPLETED',
-      );
+      expect(last && 'task' in last ? last.task.status.state : undefined).toBe('TASK_STATE_COMPLETED');
       await expect(hub.link.request('message/send', {})).rejects.toMatchObject({ code: 'METHOD_NOT_FOUND' });
       await expect(hub.link.request('SendMessage', { message: 'nope' })).rejects.toMatchObject({
         code: 'BAD_REQUEST',
@@ -178,8 +176,9 @@ describe('A2A over the hub link', () => {
         messageParams('loop', { skill: 'loop' }),
       )) {
         const event = item as StreamResponse;
+        // The first event is the task, already started: it shows WORKING.
         if ('task' in event) taskId = event.task.id;
-        if ('statusUpdate' in event && event.statusUpdate.status.state === 'TASK_STATE_WORKING') break;
+        if ('task' in event && event.task.status.state === 'TASK_STATE_WORKING') break;
       }
       await expect.poll(() => testSpoke.probe.aborted).toBe(abortedBefore + 1);
       await expect
@@ -350,27 +349,25 @@ describe('evidence on the attestation port', () => {
 });
 
 describe('peer calls up the hub link', () => {
-  it('routes callPeer as SendStreamingMessage with tenant, skill, caller and deadline, and returns the artifact', async () => {
+  it('routes callPeer as one SendMessage with tenant, skill, caller and deadline, and returns the artifact', async () => {
     const seen: unknown[] = [];
     const hub = await connectHub(testSpoke, {
       onRequest: (method, params) => {
         seen.push({ method, params });
-        return (async function* () {
-          const base = { taskId: 'hub-task-1', contextId: 'ctx-1' };
-          yield { task: { id: 'hub-task-1', contextId: 'ctx-1', status: { state: 'TASK_STATE_SUBMITTED' } } };
-          yield {
-            artifactUpdate: {
-              ...base,
-              artifact: {
+        return Promise.resolve({
+          task: {
+            id: 'hub-task-1',
+            contextId: 'ctx-1',
+            status: { state: 'TASK_STATE_COMPLETED' },
+            artifacts: [
+              {
                 artifactId: 'a1',
                 parts: [{ text: 'pong' }, { data: { pong: true }, mediaType: 'application/json' }],
               },
-            },
-          };
-          yield {
-            statusUpdate: { ...base, status: { state: 'TASK_STATE_COMPLETED' }, metadata: { tokens: 3 } },
-          };
-        })();
+            ],
+            metadata: { tokens: 3 },
+          },
+        });
       },
     });
     try {
@@ -388,9 +385,11 @@ describe('peer calls up the hub link', () => {
       });
       const [call] = seen as {
         method: string;
-        params: { tenant: string; metadata: Record<string, unknown> };
+        params: { tenant: string; metadata: Record<string, unknown>; configuration: unknown };
       }[];
-      expect(call?.method).toBe('SendStreamingMessage');
+      // Only the final status and artifacts come back, not the conversation.
+      expect(call?.params.configuration).toEqual({ historyLength: 0 });
+      expect(call?.method).toBe('SendMessage');
       expect(call?.params.tenant).toBe('marketing');
       expect(call?.params.metadata).toMatchObject({
         'agenthub/skill': 'ping',
@@ -419,15 +418,15 @@ describe('peer calls up the hub link', () => {
     }
   });
 
-  it('gives up with DEADLINE_EXCEEDED after timeoutMs and cancels the hub-side stream', async () => {
+  it('gives up with DEADLINE_EXCEEDED after timeoutMs and cancels the hub-side request', async () => {
     let hubSignal: AbortSignal | undefined;
     const hub = await connectHub(testSpoke, {
       onRequest: (_method, _params, context) => {
         hubSignal = context.signal;
-        return (async function* () {
-          await new Promise((resolveAbort) => context.signal.addEventListener('abort', resolveAbort));
-          yield* [];
-        })();
+        // A hub that never answers: only the cancel ends this request.
+        return new Promise((_resolve, reject) =>
+          context.signal.addEventListener('abort', () => reject(new AppError('CANCELED', 'canceled'))),
+        );
       },
     });
     try {

@@ -225,6 +225,57 @@ describe('createLink', () => {
     expect(() => client.notify('after', {})).toThrow(expect.objectContaining({ code: 'SPOKE_UNAVAILABLE' }));
   });
 
+  it('cancel() on an outgoing stream ends it with CANCELED and fires the peer handler’s cancellation', async () => {
+    const canceled = deferred<string>();
+    let lateSignal: AbortSignal | undefined;
+    const { client } = await linkPair({
+      onRequest: (_method, _params, context) => {
+        context.cancellation.addEventListener('abort', () => {
+          // The AbortSignal made after the cancel already reports it.
+          lateSignal = context.signal;
+          canceled.resolve('fired');
+        });
+        return (async function* () {
+          yield 1;
+          await new Promise(() => undefined);
+        })();
+      },
+    });
+    const stream = client.stream('ticks-forever', {});
+    const seen: unknown[] = [];
+    const iterating = (async () => {
+      for await (const item of stream) {
+        seen.push(item);
+        stream.cancel(new AppError('DEADLINE_EXCEEDED', 'given up'));
+      }
+    })();
+    await expect(iterating).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED', message: 'given up' });
+    expect(seen).toEqual([1]);
+    expect(await canceled.promise).toBe('fired');
+    expect(lateSignal?.aborted).toBe(true);
+    await expect.poll(() => client.inflight).toBe(0);
+  });
+
+  it('a handler’s cancellation listener removed before the cancel does not fire', async () => {
+    const fired: string[] = [];
+    const { client } = await linkPair({
+      onRequest: (_method, _params, context) => {
+        const first = (): void => void fired.push('first');
+        const second = { handleEvent: (): void => void fired.push('second') };
+        context.cancellation.addEventListener('abort', first);
+        context.cancellation.addEventListener('abort', second);
+        context.cancellation.removeEventListener('abort', first);
+        return new Promise(() => undefined);
+      },
+    });
+    const controller = new AbortController();
+    const waiting = client.request('never', {}, { signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    controller.abort();
+    await expect(waiting).rejects.toMatchObject({ code: 'CANCELED' });
+    await expect.poll(() => fired).toEqual(['second']);
+  });
+
   it('rejects pending calls synchronously on a local close', async () => {
     const { client } = await linkPair({ onRequest: () => new Promise(() => undefined) });
     const waiting = client.request('never', {});
