@@ -1135,7 +1135,8 @@ export class Router {
 
   private applyStatus(record: HubTaskRecord, status: TaskStatus): void {
     record.task.status = status;
-    if (status.message !== undefined) (record.task.history ??= []).push(status.message);
+    // A new array, not a push: event snapshots share the live task's nested values (tasks.ts withSequence).
+    if (status.message !== undefined) record.task.history = [...(record.task.history ?? []), status.message];
   }
 
   /**

@@ -82,7 +82,10 @@ export interface HubTaskRecord {
   /** Absolute deadline, ms since the epoch. */
   readonly deadline: number;
   readonly hops: HopRecord[];
-  /** The A2A view, with the hub task id. */
+  /**
+   * The A2A view, with the hub task id. Its nested values (status, history, artifacts, metadata) are replaced,
+   * never changed in place: logged events share them.
+   */
   task: Task;
   failure: TaskFailure | null;
 }
@@ -169,16 +172,13 @@ export interface TaskStore {
 }
 
 /**
- * Adds seq/epoch to the metadata of the inner event of a StreamResponse. A task snapshot is copied deeply:
- * the live task keeps growing (history, artifacts) and a replay must show the event as it was delivered.
+ * Adds seq/epoch to the metadata of the inner event of a StreamResponse. A task snapshot is a copy of the top
+ * level only: the router never changes a live task's nested values in place (status, history, artifacts and
+ * metadata are replaced, never mutated), so a replay still shows the event as it was delivered.
  */
 export function withSequence(event: StreamResponse, seq: number, epoch: string): StreamResponse {
   const stamp = { [META.seq]: seq, [META.epoch]: epoch };
-  if ('task' in event) {
-    const task = cloneJson(event.task);
-    task.metadata = extend(task.metadata, stamp);
-    return { task };
-  }
+  if ('task' in event) return { task: extend(event.task, { metadata: extend(event.task.metadata, stamp) }) };
   if ('message' in event)
     return { message: extend(event.message, { metadata: extend(event.message.metadata, stamp) }) };
   if ('statusUpdate' in event) {
@@ -189,29 +189,6 @@ export function withSequence(event: StreamResponse, seq: number, epoch: string):
   return {
     artifactUpdate: extend(event.artifactUpdate, { metadata: extend(event.artifactUpdate.metadata, stamp) }),
   };
-}
-
-/**
- * A deep copy of a JSON value (plain objects, arrays, primitives: what tasks are made of). Several times
- * cheaper than structuredClone for a task snapshot, which the routed hot path copies twice per message.
- */
-function cloneJson<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map(cloneJson) as T;
-  const copy: Record<string, unknown> = {};
-  for (const key in value) {
-    const member = cloneJson((value as Record<string, unknown>)[key]);
-    // A `__proto__` key from JSON.parse is an own property; plain assignment would set the prototype.
-    if (key === '__proto__')
-      Object.defineProperty(copy, key, {
-        value: member,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    else copy[key] = member;
-  }
-  return copy as T;
 }
 
 /** True when a task in `state` no longer changes without a new message. */
