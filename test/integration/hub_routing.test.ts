@@ -92,6 +92,64 @@ describe('hub routing', () => {
     expect(spokes[0]?.attestationResults[0]).toMatchObject({ status: 'affirming' });
   });
 
+  it('keeps the spoke’s reported metadata on the task, and replays each event as it was when delivered', async () => {
+    const { hub, spokes, auth } = await setup(['marketing']);
+    const spoke = spokes[0] as FakeSpoke;
+    spoke.handler = (_method, params) => {
+      const { contextId } = params.message as { contextId: string };
+      const status = (state: string, text: string) => ({
+        state,
+        message: { messageId: randomUUID(), role: 'ROLE_AGENT', parts: [{ text }] },
+      });
+      return (async function* () {
+        yield { task: { id: 's1', contextId, status: { state: 'TASK_STATE_WORKING' } } };
+        yield { statusUpdate: { taskId: 's1', contextId, status: status('TASK_STATE_WORKING', 'step') } };
+        yield {
+          statusUpdate: {
+            taskId: 's1',
+            contextId,
+            status: status('TASK_STATE_COMPLETED', 'done'),
+            // A spoke cannot move the hub's own keys: the target stays the hub's.
+            metadata: { 'agenthub/skill': 'roi', tokens: 3, 'agenthub/target': 'finance' },
+          },
+        };
+      })();
+    };
+    const sent = (await (
+      await a2a(hub, auth, 'SendMessage', { tenant: 'marketing', message: userMessage('how did Q4 do?') })
+    ).json()) as { result: { task: { id: string; metadata: Record<string, unknown>; history: unknown[] } } };
+    const task = sent.result.task;
+    expect(task.metadata).toMatchObject({
+      'agenthub/skill': 'roi',
+      tokens: 3,
+      'agenthub/target': 'marketing',
+    });
+    expect(task.history).toHaveLength(3);
+    const replay = parseSse(
+      await (
+        await a2a(
+          hub,
+          auth,
+          'SubscribeToTask',
+          { id: task.id, metadata: { [META.afterSeq]: 0 } },
+          { accept: 'text/event-stream' },
+        )
+      ).text(),
+    );
+    const results = replay.map(
+      (event) =>
+        (event.data as { result: Record<string, { status: { state: string }; history?: unknown[] }> }).result,
+    );
+    expect(results[0]?.task?.status.state).toBe('TASK_STATE_SUBMITTED');
+    expect(results[0]?.task?.history).toHaveLength(1);
+    expect(results[1]?.task?.status.state).toBe('TASK_STATE_WORKING');
+    expect(results[1]?.task?.history).toHaveLength(1);
+    expect(results.slice(2).map((result) => result.statusUpdate?.status.state)).toEqual([
+      'TASK_STATE_WORKING',
+      'TASK_STATE_COMPLETED',
+    ]);
+  });
+
   it('refuses to route to a contraindicated spoke with SPOKE_UNATTESTED, 503 and Retry-After', async () => {
     const { hub, spokes, auth, appraiser } = await setup(['marketing']);
     appraiser.verdicts.set('marketing', { status: 'contraindicated', reasons: ['meas.model.mismatch'] });
