@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { AppError, assertNever, toAppError } from '../shared/errors.js';
 import type { Cancellation, LinkRequestContext, LinkStream } from '../shared/link.js';
 import { extend } from '../shared/objects.js';
+import { RecentMap } from '../shared/recent_map.js';
 import {
   isA2aMethod,
   isSendMessageParams,
@@ -204,6 +205,13 @@ interface Delivery {
   lastEventAt: number;
   totalTimer: NodeJS.Timeout | undefined;
   idleTimer: NodeJS.Timeout | undefined;
+  /** Callers waiting in `settled()` for this delivery's end (woken with the live record, no store read). */
+  waiters: SettleWaiter[] | undefined;
+}
+
+/** One `settled()` call waiting on an in-flight delivery. */
+interface SettleWaiter {
+  resolve(record: HubTaskRecord): void;
 }
 
 /** Random bytes for trace and span ids, filled 4 KiB at a time (one randomBytes call per id cost ~10 µs). */
@@ -236,7 +244,7 @@ export class Router {
   private readonly now: () => number;
   private readonly active = new Map<string, Delivery>();
   private readonly queues = new Map<string, Delivery[]>();
-  private readonly sticky = new Map<string, string>();
+  private readonly sticky = new RecentMap<string, string>(STICKY_LIMIT);
   private readonly submitting = new Map<string, Promise<SubmitResult>>();
   /** Smoothed service time per spoke, ms (for Retry-After on QUEUE_FULL). */
   private readonly serviceMs = new Map<string, number>();
@@ -304,7 +312,10 @@ export class Router {
         return { record: existing, deduplicated: true };
       }
     }
-    const continuation = await this.continuation(request, ownerKey);
+    const continuation =
+      request.message.taskId === undefined
+        ? undefined
+        : await this.continuation(request.message.taskId, request, ownerKey);
     const spoke = continuation?.spoke ?? this.resolveTarget(request);
     const candidates = this.routableReplicas(spoke).filter(
       (replica) => continuation === undefined || replica.key === continuation.replica,
@@ -341,6 +352,7 @@ export class Router {
       lastEventAt: now,
       totalTimer: undefined,
       idleTimer: undefined,
+      waiters: undefined,
     };
     this.active.set(record.id, delivery);
     if (immediate !== undefined) {
@@ -366,13 +378,15 @@ export class Router {
 
   /** Waits until the task's stream ends (terminal or interrupted state) and returns the record. */
   async settled(taskId: string, signal?: Cancellation): Promise<HubTaskRecord> {
+    const delivery = this.active.get(taskId);
+    if (delivery !== undefined) return this.settledDelivery(delivery, signal);
     const record = await this.store.getTask(taskId);
     if (record === undefined) throw new AppError('TASK_NOT_FOUND', `task ${taskId} not found`);
     if (this.isFinal(record)) return record;
     const store = this.store;
     return new Promise<HubTaskRecord>((resolve, reject) => {
       // One object for both ends (method shorthand, and the abort listener via handleEvent): no named
-      // closures per waiting request on the routed hot path.
+      // closures per waiting request.
       const waiter = {
         done: false,
         // Re-read on the way out: a store may hand back copies (SQL), so `record` above is a snapshot.
@@ -402,6 +416,33 @@ export class Router {
       store.getTask(taskId).then((latest) => {
         if (latest !== undefined && this.isFinal(latest)) waiter.finish();
       }, reject);
+    });
+  }
+
+  /**
+   * `settled()` for a task routed by this hub and still in flight (the routed hot path): waits on the delivery
+   * itself and gets its live record, which is what was saved last.
+   */
+  private settledDelivery(delivery: Delivery, signal?: Cancellation): Promise<HubTaskRecord> {
+    return new Promise<HubTaskRecord>((resolve, reject) => {
+      if (signal?.aborted === true) {
+        reject(new AppError('CANCELED', 'the caller went away'));
+        return;
+      }
+      const waiter = {
+        resolve(record: HubTaskRecord): void {
+          signal?.removeEventListener('abort', waiter);
+          resolve(record);
+        },
+        handleEvent(): void {
+          const waiters = delivery.waiters;
+          const index = waiters?.indexOf(waiter) ?? -1;
+          if (index >= 0) waiters?.splice(index, 1);
+          reject(new AppError('CANCELED', 'the caller went away'));
+        },
+      };
+      (delivery.waiters ??= []).push(waiter);
+      signal?.addEventListener('abort', waiter, { once: true });
     });
   }
 
@@ -705,11 +746,10 @@ export class Router {
 
   /** A message with `taskId` continues an interrupted hub task on the same replica. */
   private async continuation(
+    taskId: string,
     request: RouteRequest,
     ownerKey: string,
-  ): Promise<{ spoke: string; replica: string; spokeTaskId: string; contextId: string } | undefined> {
-    const taskId = request.message.taskId;
-    if (taskId === undefined) return undefined;
+  ): Promise<{ spoke: string; replica: string; spokeTaskId: string; contextId: string }> {
     const record = await this.store.getTask(taskId);
     if (record === undefined || record.callerKey !== ownerKey) {
       throw new AppError('TASK_NOT_FOUND', `task ${taskId} not found`, { details: { taskId } });
@@ -786,10 +826,6 @@ export class Router {
       }
     }
     if (chosen !== undefined && stickyKey !== chosen.key) {
-      if (this.sticky.size >= STICKY_LIMIT) {
-        const oldest = this.sticky.keys().next().value;
-        if (oldest !== undefined) this.sticky.delete(oldest);
-      }
       this.sticky.set(contextId, chosen.key);
     }
     return chosen;
@@ -1176,31 +1212,38 @@ export class Router {
       error?.code ?? (interrupted ? 'interrupted' : outcomeOf(state)),
       seconds,
     );
-    if (error !== undefined) {
+    try {
+      if (error !== undefined) {
+        this.log.info(
+          { taskId: delivery.record.id, traceparent: delivery.record.traceparent, code: error.code },
+          error.message,
+        );
+        await this.finishRecord(
+          delivery.record,
+          error.code === 'CANCELED' ? 'TASK_STATE_CANCELED' : state,
+          error,
+        );
+        return;
+      }
+      if (!interrupted) delivery.record.finishedAt = new Date(now).toISOString();
       this.log.info(
-        { taskId: delivery.record.id, traceparent: delivery.record.traceparent, code: error.code },
-        error.message,
+        {
+          taskId: delivery.record.id,
+          traceparent: delivery.record.traceparent,
+          spoke: delivery.spoke,
+          state,
+          ms: Math.round(seconds * 1000),
+        },
+        'task routed',
       );
-      await this.finishRecord(
-        delivery.record,
-        error.code === 'CANCELED' ? 'TASK_STATE_CANCELED' : state,
-        error,
-      );
-      return;
+      await this.store.saveTask(delivery.record);
+      await this.appendEvent(delivery.record, finalEvent ?? { task: delivery.record.task }, true);
+    } finally {
+      // Also when the store failed: a waiter gets the record as it is rather than waiting forever.
+      const waiters = delivery.waiters ?? [];
+      delivery.waiters = undefined;
+      for (const waiter of waiters) waiter.resolve(delivery.record);
     }
-    if (!interrupted) delivery.record.finishedAt = new Date(now).toISOString();
-    this.log.info(
-      {
-        taskId: delivery.record.id,
-        traceparent: delivery.record.traceparent,
-        spoke: delivery.spoke,
-        state,
-        ms: Math.round(seconds * 1000),
-      },
-      'task routed',
-    );
-    await this.store.saveTask(delivery.record);
-    await this.appendEvent(delivery.record, finalEvent ?? { task: delivery.record.task }, true);
   }
 
   /** Marks a record ended by a hub-side error or cancel and appends its final status event. */

@@ -12,6 +12,7 @@ import {
 } from '../shared/protocol.js';
 import { assertNever, type ErrorCode } from '../shared/errors.js';
 import { extend } from '../shared/objects.js';
+import { RecentMap } from '../shared/recent_map.js';
 
 /** Who sent a request to the hub. */
 export type CallerRef =
@@ -220,7 +221,10 @@ export class InMemoryTaskStore implements TaskStore {
   /** `traceId NUL target` → the newest open task with that trace and target (O(1) sub-request linking). */
   private readonly openByTrace = new Map<string, string>();
   private readonly logs = new Map<string, EventLog>();
-  private readonly dedupe = new Map<string, { taskId: string; expiresAt: number }>();
+  /** Ids of tasks saved in a terminal state, oldest first from `finishedHead` (eviction order). */
+  private finished: string[] = [];
+  private finishedHead = 0;
+  private readonly dedupe: RecentMap<string, { taskId: string; expiresAt: number }>;
   private readonly conversations = new Map<string, Conversation>();
   private readonly audit: AttestationAuditEntry[] = [];
   private readonly eventLimit: number;
@@ -231,13 +235,17 @@ export class InMemoryTaskStore implements TaskStore {
     this.eventLimit = options.eventLimit;
     this.taskLimit = options.taskLimit ?? 50_000;
     this.auditLimit = options.auditLimit ?? 10_000;
+    this.dedupe = new RecentMap(Math.max(2, this.taskLimit));
   }
 
   async saveTask(record: HubTaskRecord): Promise<void> {
     if (!this.tasks.has(record.id) && this.tasks.size >= this.taskLimit) this.evictOneFinishedTask();
     const traceKey = `${record.traceId}\u0000${record.target}`;
     if (!isTerminalState(record.task.status.state)) this.openByTrace.set(traceKey, record.id);
-    else if (this.openByTrace.get(traceKey) === record.id) this.openByTrace.delete(traceKey);
+    else {
+      if (this.openByTrace.get(traceKey) === record.id) this.openByTrace.delete(traceKey);
+      this.finished.push(record.id);
+    }
     this.tasks.set(record.id, record);
   }
 
@@ -281,11 +289,7 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async rememberMessageId(key: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
-    // Bounded like the tasks: the oldest remembered messageId goes first (a Map iterates in insertion order).
-    if (this.dedupe.size >= this.taskLimit) {
-      const oldest = this.dedupe.keys().next().value;
-      if (oldest !== undefined) this.dedupe.delete(oldest);
-    }
+    // Bounded like the tasks: about the most recent taskLimit messageIds are remembered.
     this.dedupe.set(`${key}\u0000${messageId}`, { taskId, expiresAt });
   }
 
@@ -333,13 +337,24 @@ export class InMemoryTaskStore implements TaskStore {
     return this.audit.slice(-limit);
   }
 
+  /**
+   * Drops the task that finished first (its events too); none when every task is still open. Takes ids from a
+   * queue: finding the first finished task by iterating the tasks Map would walk the holes earlier deletes
+   * left at its front, which grows with every eviction.
+   */
   private evictOneFinishedTask(): void {
-    for (const [id, record] of this.tasks) {
-      if (isTerminalState(record.task.status.state)) {
-        this.tasks.delete(id);
-        this.logs.delete(id);
-        return;
-      }
+    while (this.finishedHead < this.finished.length) {
+      const id = this.finished[this.finishedHead] as string;
+      this.finishedHead += 1;
+      const record = this.tasks.get(id);
+      if (record === undefined || !isTerminalState(record.task.status.state)) continue;
+      this.tasks.delete(id);
+      this.logs.delete(id);
+      break;
+    }
+    if (this.finishedHead > 1024 && this.finishedHead * 2 > this.finished.length) {
+      this.finished = this.finished.slice(this.finishedHead);
+      this.finishedHead = 0;
     }
   }
 }

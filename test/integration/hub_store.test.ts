@@ -465,6 +465,24 @@ for (const implementation of IMPLEMENTATIONS) {
         expect((await store.eventsAfter(newerDone.id, 0)).entries).toHaveLength(1);
       });
 
+      it('keeps evicting the oldest finished tasks over many more tasks than the limit, never an open one', async () => {
+        const store = await implementation.fresh({ eventLimit: 10, taskLimit: 100 });
+        const longRunning = taskRecord({ createdAt: '2025-03-01T09:00:00.000Z' });
+        await store.saveTask(longRunning);
+        const done = [];
+        for (let index = 0; index < 300; index += 1) {
+          const record = taskRecord({
+            createdAt: new Date(Date.UTC(2025, 2, 1, 10, 0, index)).toISOString(),
+            state: 'TASK_STATE_COMPLETED',
+          });
+          await store.saveTask(record);
+          done.push(record);
+        }
+        expect(await store.getTask(longRunning.id)).toEqual(longRunning);
+        expect(await store.getTask(done[0]!.id)).toBeUndefined();
+        for (const kept of done.slice(-99)) expect(await store.getTask(kept.id)).toBeDefined();
+      });
+
       it('keeps conversations by contextId and returns the latest save', async () => {
         const store = await implementation.fresh({ eventLimit: 10 });
         const contextId = randomUUID();
