@@ -18,6 +18,7 @@ import {
 } from '../shared/attestation.js';
 import { AppError, isAppError, toAppError } from '../shared/errors.js';
 import { silentLogger } from '../shared/log.js';
+import { CancelSource } from '../shared/cancellation.js';
 import { extend } from '../shared/objects.js';
 import {
   A2A_VERSION,
@@ -358,13 +359,13 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
       spoke: null,
       turns: [],
     };
-    const controller = abortOnClose(res);
+    const clientGone = abortOnClose(res);
     const route = await chooseChatRoute({
       message: body.message,
       candidates,
       conversationSpoke: conversation.spoke,
       classify: context.classify,
-      signal: controller.signal,
+      signal: clientGone.signal,
     });
     const now = new Date().toISOString();
     const wantsStream = acceptsEventStream(req);
@@ -429,9 +430,9 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
       res.setHeader('Content-Location', `/v1/tasks/${record.id}/events`);
       openEventStream(res);
       writeEvent(res, { event: 'task', data: { taskId: record.id, contextId, spoke: route.spoke } });
-      await streamChat(res, router.follow(record.id, afterSeq, controller.signal));
+      await streamChat(res, router.follow(record.id, afterSeq, clientGone));
       const done = await store.getTask(record.id);
-      if (done !== undefined && !controller.signal.aborted) {
+      if (done !== undefined && !clientGone.aborted) {
         if (done.failure !== null) {
           writeEvent(res, { event: 'error', data: failureError(done.failure).toJSON() });
         } else {
@@ -446,7 +447,7 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
       res.end();
       return;
     }
-    const done = await router.settled(record.id, controller.signal);
+    const done = await router.settled(record.id, clientGone);
     if (done.failure !== null) throw failureError(done.failure);
     const reply = replyText(done.task);
     await recordReply(reply);
@@ -469,9 +470,9 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
     const record = await store.getTask(id);
     if (record === undefined)
       throw new AppError('TASK_NOT_FOUND', `task ${id} not found`, { details: { taskId: id } });
-    const controller = abortOnClose(res);
+    const clientGone = abortOnClose(res);
     openEventStream(res);
-    await streamChat(res, router.follow(id, resumePoint(req), controller.signal));
+    await streamChat(res, router.follow(id, resumePoint(req), clientGone));
     res.end();
   });
 
@@ -562,9 +563,9 @@ async function serveA2a(req: IncomingMessage, res: ServerResponse, context: Rout
       throw new AppError('INVALID_REQUEST', 'the body must be a JSON-RPC 2.0 request with an id');
     }
     requestId = frame.id;
-    const controller = abortOnClose(res);
+    const clientGone = abortOnClose(res);
     const params = withTraceparentHeader(frame.method, withLastEventId(frame.method, frame.params, req), req);
-    const outcome = await context.router.a2a(CLIENT, frame.method, params, controller.signal);
+    const outcome = await context.router.a2a(CLIENT, frame.method, params, clientGone);
     if (outcome.kind === 'result') {
       sendJson(res, 200, { jsonrpc: '2.0', id: requestId, result: outcome.result });
       return;
@@ -708,12 +709,13 @@ function checkOrigin(req: Request, res: Response, allowed: readonly string[]): v
   res.setHeader('Vary', 'Origin');
 }
 
-function abortOnClose(res: ServerResponse): AbortController {
-  const controller = new AbortController();
+/** Fires when the client goes away before the response is finished. */
+function abortOnClose(res: ServerResponse): CancelSource {
+  const cancel = new CancelSource();
   res.once('close', () => {
-    if (!res.writableFinished) controller.abort();
+    if (!res.writableFinished) cancel.abort();
   });
-  return controller;
+  return cancel;
 }
 
 function acceptsEventStream(req: Request): boolean {

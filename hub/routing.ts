@@ -5,7 +5,8 @@
 import { randomFillSync, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, assertNever, toAppError } from '../shared/errors.js';
-import type { Cancellation, LinkRequestContext, LinkStream } from '../shared/link.js';
+import type { Cancellation } from '../shared/cancellation.js';
+import type { LinkRequestContext, LinkStream } from '../shared/link.js';
 import { extend } from '../shared/objects.js';
 import { RecentMap } from '../shared/recent_map.js';
 import {
@@ -538,7 +539,7 @@ export class Router {
     }
     switch (method) {
       case 'SendMessage': {
-        const parsed = this.sendParams(caller, method, params);
+        const parsed = this.sendParams(method, params);
         const { record } = await this.submit(this.routeRequest(caller, parsed));
         if (parsed.configuration?.returnImmediately === true)
           return { kind: 'result', result: { task: record.task } };
@@ -550,7 +551,7 @@ export class Router {
         };
       }
       case 'SendStreamingMessage': {
-        const parsed = this.sendParams(caller, method, params);
+        const parsed = this.sendParams(method, params);
         const { record } = await this.submit(this.routeRequest(caller, parsed));
         return { kind: 'stream', taskId: record.id, entries: this.follow(record.id, 0, signal) };
       }
@@ -677,16 +678,12 @@ export class Router {
   }
 
   /**
-   * Params of a send. HTTP input always goes through the zod schema (the external trust boundary); a spoke's
-   * request up its authenticated link is checked by the equivalent hand-written guard first, which is much
-   * cheaper on the routed hot path, and falls back to the schema (same errors) when the guard says no.
+   * Params of a send: the hand-written guard first, which accepts only what the zod schema accepts unchanged
+   * (test/unit/protocol_guard.test.ts holds it to that) at a fraction of the cost, then the schema itself for
+   * anything the guard does not take, so errors keep their codes and messages.
    */
-  private sendParams(
-    caller: CallerRef,
-    method: 'SendMessage' | 'SendStreamingMessage',
-    params: unknown,
-  ): SendMessageParams {
-    if (caller.kind === 'spoke' && isSendMessageParams(params)) return params;
+  private sendParams(method: 'SendMessage' | 'SendStreamingMessage', params: unknown): SendMessageParams {
+    if (isSendMessageParams(params)) return params;
     return parseA2aParams(method, params);
   }
 

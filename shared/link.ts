@@ -3,6 +3,7 @@
 // `stream/cancel` control notification, an incoming-frame token bucket and a send high-water mark.
 import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { CancelSource, type Cancellation } from './cancellation.js';
 import { AppError, toAppError } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import {
@@ -20,19 +21,6 @@ import {
   type JsonRpcId,
   type LinkFrame,
 } from './protocol.js';
-
-/**
- * The part of an AbortSignal that waiting on a cancel needs; an AbortSignal is one. A link's incoming request
- * offers it without an AbortController (and its EventTarget) per request: the routed hot path waits on it.
- */
-export interface Cancellation {
-  readonly aborted: boolean;
-  addEventListener(type: 'abort', listener: CancelListener, options?: { once?: boolean }): void;
-  removeEventListener(type: 'abort', listener: CancelListener): void;
-}
-
-/** A function or an object with `handleEvent`, as EventTarget listeners are. */
-export type CancelListener = (() => void) | { handleEvent(): void };
 
 /** What a handler of an incoming request gets besides the method and params. */
 export interface LinkRequestContext {
@@ -144,47 +132,14 @@ interface PendingStream {
 
 type PendingCall = PendingRequest | PendingStream;
 
-/** An incoming request in progress: its cancel, with the AbortSignal made only when a handler asks for it. */
-class IncomingCall implements Cancellation, LinkRequestContext {
-  aborted = false;
-  private reason: AppError | undefined;
-  private listeners: CancelListener[] | undefined;
-  private controller: AbortController | undefined;
-
-  constructor(readonly id: JsonRpcId) {}
+/** An incoming request in progress: its id and its cancel (the AbortSignal is made only when asked for). */
+class IncomingCall extends CancelSource implements LinkRequestContext {
+  constructor(readonly id: JsonRpcId) {
+    super();
+  }
 
   get cancellation(): Cancellation {
     return this;
-  }
-
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.aborted) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  addEventListener(_type: 'abort', listener: CancelListener): void {
-    (this.listeners ??= []).push(listener);
-  }
-
-  removeEventListener(_type: 'abort', listener: CancelListener): void {
-    const index = this.listeners?.indexOf(listener) ?? -1;
-    if (index >= 0) this.listeners?.splice(index, 1);
-  }
-
-  abort(reason: AppError): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.controller?.abort(reason);
-    const listeners = this.listeners ?? [];
-    this.listeners = undefined;
-    for (const listener of listeners) {
-      if (typeof listener === 'function') listener();
-      else listener.handleEvent();
-    }
   }
 }
 
