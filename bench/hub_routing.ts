@@ -1,18 +1,22 @@
 // Benchmark of hub routing: the hub (hub/main.ts) and an echo spoke (test/helpers/ping_spoke_main.ts) as separate
 // processes on loopback; 256 B and 10 KB A2A SendMessage requests through the hub and, in the same run, directly
 // to the spoke (the baseline). Reports hub CPU µs per routed message (from the hub's own /metrics CPU counter),
-// hub-added p50/p99 at a fixed open-loop rate of 500 req/s, closed-loop throughput, lost and duplicated answers.
+// for HTTP /a2a callers and for a spoke calling another spoke over its attested link, hub-added p50/p99 at a
+// fixed open-loop rate of 500 req/s, closed-loop throughput, lost and duplicated answers; and, as the floor under
+// the link figure, the CPU of a bare WebSocket relay (bench/relay_main.ts) moving the same frames.
 // Run: npx tsx bench/hub_routing.ts (BENCH_QUICK=1 for a smoke run). The last line is one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { importSigningKey, type JWK } from '../shared/attestation.js';
 import { enrolLocal } from '../shared/enrolment.js';
 import { createMeasurer, type MeasurementSpec } from '../shared/measure.js';
@@ -305,6 +309,101 @@ async function spokeToSpoke(
   return report as { ok: number; lost: number; duplicated: number; seconds: number };
 }
 
+/** The peer behind the bare relay: answers each stream request with the final task and `streamEnd`. */
+async function startRelayAnswerer(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await new Promise((resolve) => server.once('listening', resolve));
+  server.on('connection', (socket) => {
+    socket.on('message', (data: RawData) => {
+      const frame = JSON.parse(data.toString()) as {
+        id: string;
+        params: { message: { messageId: string; contextId?: string; parts: { text: string }[] } };
+      };
+      const { message } = frame.params;
+      const contextId = message.contextId ?? randomUUID();
+      const task = {
+        id: randomUUID(),
+        contextId,
+        status: { state: 'TASK_STATE_COMPLETED', timestamp: new Date().toISOString() },
+        artifacts: [
+          { artifactId: randomUUID(), name: 'echo-result', parts: [{ text: message.parts[0]?.text }] },
+        ],
+        history: [{ ...message, contextId, role: 'ROLE_USER' }],
+        metadata: { [META.skill]: 'echo' },
+      };
+      socket.send(JSON.stringify({ jsonrpc: '2.0', id: frame.id, result: { task } }));
+      socket.send(JSON.stringify({ jsonrpc: '2.0', id: frame.id, streamEnd: true }));
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        // The relay's connection would keep the server open.
+        for (const client of server.clients) client.terminate();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function relayCounters(
+  relayUrl: string,
+): Promise<{ userUs: number; systemUs: number; relayed: number }> {
+  const response = await fetch(`${relayUrl}/cpu`);
+  return (await response.json()) as { userUs: number; systemUs: number; relayed: number };
+}
+
+/**
+ * `count` SendMessage requests (shaped as a spoke's peer call) through the bare relay with `concurrency` in
+ * flight; returns the relay's CPU µs per relayed message and the lost answers.
+ */
+async function throughRelay(relayUrl: string, count: number): Promise<{ cpuUs: number; lost: number }> {
+  const socket = new WebSocket(relayUrl.replace('http:', 'ws:'), { perMessageDeflate: false });
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  const waiting = new Map<number, { text: string; done: (ok: boolean) => void }>();
+  socket.on('message', (data: RawData) => {
+    const frame = JSON.parse(data.toString()) as {
+      id: number;
+      result: { task: { artifacts: { parts: { text: string }[] }[] } };
+    };
+    const call = waiting.get(frame.id);
+    waiting.delete(frame.id);
+    call?.done(frame.result.task.artifacts[0]?.parts[0]?.text === call.text);
+  });
+  const filler = 'z'.repeat(256 - 12);
+  const before = await relayCounters(relayUrl);
+  let next = 0;
+  let lost = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next += 1;
+        const id = next;
+        const text = `${String(id).padStart(10, '0')} ${filler}`;
+        const params = {
+          tenant: 'echo',
+          message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text }] },
+          configuration: { historyLength: 0 },
+          metadata: { [META.skill]: 'echo', [META.caller]: 'loadgen', [META.deadline]: Date.now() + 30_000 },
+        };
+        const ok = await new Promise<boolean>((done) => {
+          waiting.set(id, { text, done });
+          socket.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'SendMessage', params }));
+        });
+        if (!ok) lost += 1;
+      }
+    }),
+  );
+  const after = await relayCounters(relayUrl);
+  socket.close();
+  const relayed = Math.max(1, after.relayed - before.relayed);
+  return { cpuUs: (after.userUs - before.userUs + after.systemUs - before.systemUs) / relayed, lost };
+}
+
 async function waitReady(hubUrl: string, apiKey: string): Promise<void> {
   const started = Date.now();
   for (;;) {
@@ -317,6 +416,19 @@ async function waitReady(hubUrl: string, apiKey: string): Promise<void> {
     }
     if (Date.now() - started > 60_000) throw new Error('hub and spoke did not become ready within 60 s');
     await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function waitListening(url: string): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      await relayCounters(url);
+      return;
+    } catch {
+      if (Date.now() - started > 30_000) throw new Error(`${url} did not start within 30 s`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
 
@@ -441,6 +553,18 @@ async function main(): Promise<void> {
     tallies.hub.lost += viaLink.lost;
     tallies.hub.duplicated += viaLink.duplicated;
 
+    const answerer = await startRelayAnswerer();
+    const relayPort = await freePort();
+    startProcess('bench/relay_main.ts', {
+      RELAY_PORT: String(relayPort),
+      RELAY_ANSWERER_URL: answerer.url,
+    });
+    const relayUrl = `http://127.0.0.1:${relayPort}`;
+    await waitListening(relayUrl);
+    await throughRelay(relayUrl, warmupCount);
+    const relay = await throughRelay(relayUrl, closedLoopCount);
+    await answerer.close();
+
     const hubP50 = openHub.getValueAtPercentile(50) / 1000;
     const hubP99 = openHub.getValueAtPercentile(99) / 1000;
     const directP50 = openDirect.getValueAtPercentile(50) / 1000;
@@ -452,6 +576,7 @@ async function main(): Promise<void> {
       `hub CPU per routed message: 256 B ${round(cpu256.user + cpu256.system, 1)} µs (user ${round(cpu256.user, 1)}, system ${round(cpu256.system, 1)}), 10 KB ${round(cpu10k.user + cpu10k.system, 1)} µs (user ${round(cpu10k.user, 1)}, system ${round(cpu10k.system, 1)})`,
       `open loop ${openLoopRate} req/s for ${openLoopSeconds} s, 256 B: via hub p50 ${round(hubP50, 3)} ms p99 ${round(hubP99, 3)} ms; direct p50 ${round(directP50, 3)} ms p99 ${round(directP99, 3)} ms`,
       `spoke → hub → spoke (attested link, ${concurrency} in flight), 256 B: ${round(closedLoopCount / viaLink.seconds, 0)} req/s, hub CPU ${round(cpuLink.user + cpuLink.system, 1)} µs per routed message (user ${round(cpuLink.user, 1)}, system ${round(cpuLink.system, 1)})`,
+      `bare WebSocket relay moving the same frames (no routing features), 256 B: ${round(relay.cpuUs, 1)} µs per message`,
       `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}`,
     ];
     for (const line of lines) process.stdout.write(`${line}\n`);
@@ -462,6 +587,7 @@ async function main(): Promise<void> {
         hub_cpu_system_us_per_msg_256b: round(cpu256.system, 1),
         hub_cpu_us_per_msg_256b_spoke_to_spoke: round(cpuLink.user + cpuLink.system, 1),
         throughput_rps_256b_spoke_to_spoke: round(closedLoopCount / viaLink.seconds, 0),
+        bare_relay_cpu_us_per_msg_256b: round(relay.cpuUs, 1),
         hub_cpu_us_per_msg_10kb: round(cpu10k.user + cpu10k.system, 1),
         hub_added_p50_ms_500rps: round(hubP50 - directP50, 3),
         hub_added_p99_ms_500rps: round(hubP99 - directP99, 3),
@@ -472,7 +598,7 @@ async function main(): Promise<void> {
         throughput_rps_256b: round(throughputHub256, 0),
         throughput_rps_256b_direct: round(throughputDirect256, 0),
         throughput_rps_10kb: round(throughputHub10k, 0),
-        lost: tallies.hub.lost + tallies.direct.lost,
+        lost: tallies.hub.lost + tallies.direct.lost + relay.lost,
         duplicated: tallies.hub.duplicated + tallies.direct.duplicated,
         quick,
       })}\n`,

@@ -1,0 +1,78 @@
+// The floor under bench/hub_routing.ts's spoke → hub → spoke figure: a bare WebSocket relay process that does
+// only what any Node hub must do per routed message (parse a JSON-RPC request, forward it to the answering peer
+// as a stream request, collect the stream, answer the caller), with none of the hub's routing features. Frames
+// of one event-loop turn leave corked in one write, as the link does.
+// Started by bench/hub_routing.ts: RELAY_PORT (callers connect here), RELAY_ANSWERER_URL (the answering peer).
+// GET /cpu on RELAY_PORT reports {"userUs","systemUs","relayed"}.
+import { createServer } from 'node:http';
+import type { Writable } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+
+const port = Number(process.env.RELAY_PORT);
+const answererUrl = process.env.RELAY_ANSWERER_URL ?? '';
+let relayed = 0;
+
+/** Sends frames through `ws`, corking its TCP socket until the end of the turn. */
+function corkedSender(socket: WebSocket): (frame: string) => void {
+  let corked: Writable | undefined;
+  const uncork = (): void => {
+    const stream = corked;
+    corked = undefined;
+    stream?.uncork();
+  };
+  return (frame) => {
+    if (corked === undefined) {
+      const stream = (socket as unknown as { _socket?: Writable | null })._socket;
+      if (stream !== undefined && stream !== null) {
+        stream.cork();
+        corked = stream;
+        setImmediate(uncork);
+      }
+    }
+    socket.send(frame);
+  };
+}
+
+const answerer = new WebSocket(answererUrl, { perMessageDeflate: false });
+const sendToAnswerer = corkedSender(answerer);
+/** Outgoing id → the caller's socket sender, its request id and the stream's last result. */
+const pending = new Map<string, { reply: (frame: string) => void; id: unknown; last: unknown }>();
+let nextId = 1;
+
+answerer.on('message', (data: RawData) => {
+  const frame = JSON.parse(data.toString()) as { id: string; result?: unknown; streamEnd?: boolean };
+  const call = pending.get(frame.id);
+  if (call === undefined) return;
+  if (frame.streamEnd === true) {
+    pending.delete(frame.id);
+    relayed += 1;
+    call.reply(JSON.stringify({ jsonrpc: '2.0', id: call.id, result: call.last }));
+  } else {
+    call.last = frame.result;
+  }
+});
+
+const server = createServer((req, res) => {
+  const usage = process.cpuUsage();
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ userUs: usage.user, systemUs: usage.system, relayed }));
+});
+const callers = new WebSocketServer({ server, perMessageDeflate: false });
+callers.on('connection', (socket) => {
+  const reply = corkedSender(socket);
+  socket.on('message', (data: RawData) => {
+    const request = JSON.parse(data.toString()) as { id: unknown; params: unknown };
+    const id = `r${nextId++}`;
+    pending.set(id, { reply, id: request.id, last: undefined });
+    sendToAnswerer(
+      JSON.stringify({ jsonrpc: '2.0', id, method: 'SendStreamingMessage', params: request.params }),
+    );
+  });
+});
+answerer.once('open', () => server.listen(port, '127.0.0.1'));
+process.on('SIGTERM', () => {
+  answerer.close();
+  server.close();
+  callers.close();
+  process.exit(0);
+});
