@@ -1,7 +1,7 @@
 // The hub's in-memory view of every spoke replica: its live link session, attestation state, declared load
 // and agent card. links.ts and appraisal.ts write it; routing.ts reads it through the pure routing gate.
 import type { CardSkill } from '../shared/agent_card.js';
-import type { LinkStream } from '../shared/link.js';
+import type { StreamHandle, StreamSink } from '../shared/link.js';
 import type { Heartbeat } from '../shared/protocol.js';
 
 /** What a replica's link offers the router (shared/link.ts's Link satisfies it; tests may fake it). */
@@ -11,7 +11,8 @@ export interface ReplicaChannel {
     params: unknown,
     options?: { signal?: AbortSignal; timeoutMs?: number },
   ): Promise<unknown>;
-  stream(method: string, params: unknown, options?: { signal?: AbortSignal }): LinkStream;
+  /** A stream request whose results go to `sink` as they arrive (see shared/link.ts `Link.open`). */
+  open(method: string, params: unknown, sink: StreamSink): StreamHandle;
   notify(method: string, params: unknown): void;
   /** Closes the link (1000 by default); pending calls fail with SPOKE_UNAVAILABLE. */
   close(code?: number, reason?: string): void;

@@ -6,7 +6,7 @@ import { randomFillSync, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AppError, assertNever, toAppError } from '../shared/errors.js';
 import type { Cancellation } from '../shared/cancellation.js';
-import type { LinkRequestContext, LinkStream } from '../shared/link.js';
+import type { LinkRequestContext, StreamHandle } from '../shared/link.js';
 import { extend } from '../shared/objects.js';
 import { RecentMap } from '../shared/recent_map.js';
 import {
@@ -197,7 +197,7 @@ interface Delivery {
   replica: Replica | undefined;
   hop: HopRecord | undefined;
   /** The current attempt's stream from the spoke; canceled when the hub ends the task itself. */
-  stream: LinkStream | undefined;
+  stream: StreamHandle | undefined;
   /** True once the hub has canceled `stream` (what arrives after that is not late, it is expected). */
   streamCanceled: boolean;
   released: boolean;
@@ -373,7 +373,7 @@ export class Router {
       now + this.config.DEDUPE_TTL_MS,
     );
     await this.appendEvent(record, { task: record.task }, false);
-    if (immediate !== undefined) void this.run(delivery, immediate);
+    if (immediate !== undefined) this.run(delivery, immediate);
     return { record, deduplicated: false };
   }
 
@@ -857,7 +857,7 @@ export class Router {
       queue.shift();
       chosen.outstanding += 1;
       head.replica = chosen;
-      void this.run(head, chosen);
+      this.run(head, chosen);
     }
     this.metrics?.setQueueDepth(spoke, queue.length);
   }
@@ -950,8 +950,11 @@ export class Router {
       : { message, configuration: request.configuration, metadata };
   }
 
-  /** Delivers to one replica and turns the spoke's stream into the hub task's events. */
-  private async run(delivery: Delivery, replica: Replica): Promise<void> {
+  /**
+   * Delivers to one replica and turns the spoke's stream into the hub task's events: each event is handled
+   * after the previous one (they write to the store), in arrival order, then the attempt ends once.
+   */
+  private run(delivery: Delivery, replica: Replica): void {
     const { record } = delivery;
     if (delivery.settled) {
       this.release(delivery);
@@ -983,43 +986,80 @@ export class Router {
     delivery.stream = undefined;
     delivery.streamCanceled = false;
     this.armIdle(delivery);
-    let received = 0;
+    const attempt = { received: 0, ended: false };
+    let handled: Promise<void> = Promise.resolve();
+    const endAttempt = (error?: unknown): Promise<void> =>
+      this.endAttempt(delivery, replica, hop, attempt, error);
+    const channel = replica.session?.channel;
+    if (channel === undefined || channel.closed) {
+      void endAttempt(new AppError('SPOKE_UNAVAILABLE', `replica ${replica.key} has no open link`));
+      return;
+    }
+    delivery.stream = channel.open('SendStreamingMessage', this.outgoingParams(delivery, hop), {
+      item: (item) => {
+        handled = handled.then(() => {
+          if (attempt.ended) return undefined;
+          if (delivery.settled) {
+            this.metrics?.late();
+            return undefined;
+          }
+          attempt.received += 1;
+          return this.onSpokeEvent(delivery, hop, item).catch(endAttempt);
+        });
+      },
+      end: () => {
+        handled = handled.then(() => endAttempt());
+      },
+      fail: (error) => {
+        handled = handled.then(() => endAttempt(error));
+      },
+    });
+  }
+
+  /**
+   * Ends one delivery attempt, once: a stream that ended without a final state fails the task; a failure
+   * before any event is retried on another replica once (at-least-once); anything else fails the task. The
+   * replica's slot is released unless the retry took the delivery elsewhere (it released it then).
+   */
+  private async endAttempt(
+    delivery: Delivery,
+    replica: Replica,
+    hop: HopRecord,
+    attempt: { received: number; ended: boolean },
+    error?: unknown,
+  ): Promise<void> {
+    if (attempt.ended) return;
+    attempt.ended = true;
+    let retried = false;
     try {
-      const channel = replica.session?.channel;
-      if (channel === undefined || channel.closed) {
-        throw new AppError('SPOKE_UNAVAILABLE', `replica ${replica.key} has no open link`);
-      }
-      const stream = channel.stream('SendStreamingMessage', this.outgoingParams(delivery, hop));
-      delivery.stream = stream;
-      for await (const item of stream) {
-        if (delivery.settled) {
-          this.metrics?.late();
-          continue;
+      if (error === undefined) {
+        if (!delivery.settled) {
+          await this.settle(
+            delivery,
+            'TASK_STATE_FAILED',
+            new AppError('UPSTREAM_ERROR', `spoke ${delivery.spoke} ended the stream without a final state`),
+          );
         }
-        received += 1;
-        await this.onSpokeEvent(delivery, hop, item);
+        return;
       }
-      if (!delivery.settled) {
-        await this.settle(
-          delivery,
-          'TASK_STATE_FAILED',
-          new AppError('UPSTREAM_ERROR', `spoke ${delivery.spoke} ended the stream without a final state`),
-        );
-      }
-    } catch (error) {
       if (delivery.settled) {
         if (!delivery.streamCanceled) this.metrics?.late();
         return;
       }
       const appError = toAppError(error, 'UPSTREAM_ERROR');
-      if (appError.code === 'SPOKE_UNAVAILABLE' && received === 0 && delivery.attempts < 2) {
-        const retried = this.retryElsewhere(delivery, replica);
+      if (appError.code === 'SPOKE_UNAVAILABLE' && attempt.received === 0 && delivery.attempts < 2) {
+        retried = this.retryElsewhere(delivery, replica);
         if (retried) return;
       }
       hop.outcome = appError.code;
       await this.settle(delivery, 'TASK_STATE_FAILED', appError);
+    } catch (settleError) {
+      this.log.error(
+        { taskId: delivery.record.id, err: toAppError(settleError).message },
+        'ending a delivery failed',
+      );
     } finally {
-      this.release(delivery, replica);
+      if (!retried) this.release(delivery, replica);
     }
   }
 
@@ -1038,7 +1078,7 @@ export class Router {
       { taskId: delivery.record.id, from: failed.key, to: next.key },
       'retrying on another replica',
     );
-    void this.run(delivery, next);
+    this.run(delivery, next);
     return true;
   }
 

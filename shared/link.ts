@@ -64,6 +64,19 @@ export interface LinkStreamOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Receives an outgoing stream's results as they arrive, then exactly one of `end` or `fail`. */
+export interface StreamSink {
+  item(value: unknown): void;
+  end(): void;
+  fail(error: AppError): void;
+}
+
+/** An outgoing stream opened with {@link Link.open}. */
+export interface StreamHandle {
+  /** Fails the stream with `reason` (default `CANCELED`) and sends `stream/cancel`; no-op once it has ended. */
+  cancel(reason?: AppError): void;
+}
+
 /** An outgoing stream: its results, and a way to stop it without an AbortSignal. */
 export interface LinkStream extends AsyncIterable<unknown> {
   /** Ends the iteration with `reason` (default `CANCELED`) and sends `stream/cancel`, as aborting `signal` does. */
@@ -79,6 +92,11 @@ export interface Link {
    * rebuilt from an error frame. Breaking out of the loop or aborting sends `stream/cancel`.
    */
   stream(method: string, params: unknown, options?: LinkStreamOptions): LinkStream;
+  /**
+   * Sends a request whose answer is a stream and hands each result to `sink` as its frame arrives: no async
+   * iteration per result (the hub's routed path). A request that cannot be sent fails the sink on a microtask.
+   */
+  open(method: string, params: unknown, sink: StreamSink): StreamHandle;
   /** Sends a notification. Throws `SPOKE_UNAVAILABLE` when closed and `QUEUE_FULL` over the high-water mark. */
   notify(method: string, params: unknown): void;
   /** Outgoing requests and streams not yet finished. */
@@ -282,49 +300,85 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
     });
   }
 
+  function open(method: string, params: unknown, sink: StreamSink): StreamHandle {
+    let done = false;
+    let requestId: JsonRpcId | undefined;
+    const finish = (): void => {
+      done = true;
+      if (requestId !== undefined && pending.get(requestId) === call) pending.delete(requestId);
+    };
+    const call: PendingStream = {
+      kind: 'stream',
+      push(item: unknown): void {
+        if (!done) sink.item(item);
+      },
+      end(): void {
+        if (done) return;
+        finish();
+        sink.end();
+      },
+      fail(error: AppError): void {
+        if (done) return;
+        finish();
+        sink.fail(error);
+      },
+    };
+    try {
+      requestId = startCall(method, params, call);
+    } catch (error) {
+      queueMicrotask(() => call.fail(toAppError(error)));
+    }
+    return {
+      cancel(reason?: AppError): void {
+        if (done) return;
+        const sentId = requestId;
+        finish();
+        if (sentId !== undefined) sendCancel(sentId);
+        sink.fail(reason ?? new AppError('CANCELED', `stream ${method} canceled by the caller`));
+      },
+    };
+  }
+
   function stream(method: string, params: unknown, streamOptions: LinkStreamOptions = {}): LinkStream {
     const { signal } = streamOptions;
     const buffered: unknown[] = [];
     let ended = false;
     let failure: AppError | undefined;
     let wake: (() => void) | undefined;
-    let requestId: JsonRpcId | undefined;
+    let handle: StreamHandle | undefined;
     // Method shorthand, not arrow properties: fewer closures per stream (and no keepNames helper call each
     // under tsx). `handleEvent` makes the object itself the abort listener.
-    const call = {
-      kind: 'stream' as const,
+    const sink = {
       notify(): void {
         const waiting = wake;
         wake = undefined;
         waiting?.();
       },
-      push(item: unknown): void {
-        buffered.push(item);
-        call.notify();
+      item(value: unknown): void {
+        buffered.push(value);
+        sink.notify();
       },
       end(): void {
         ended = true;
-        if (requestId !== undefined) pending.delete(requestId);
-        call.notify();
+        sink.notify();
       },
       fail(error: AppError): void {
         failure ??= error;
-        if (requestId !== undefined) pending.delete(requestId);
-        call.notify();
+        sink.notify();
       },
       handleEvent(): void {
-        call.cancel();
-      },
-      cancel(reason?: AppError): void {
-        failure ??= reason ?? new AppError('CANCELED', `stream ${method} canceled by the caller`);
-        call.notify();
+        cancel();
       },
     };
+    function cancel(reason?: AppError): void {
+      if (handle !== undefined) handle.cancel(reason);
+      else sink.fail(reason ?? new AppError('CANCELED', `stream ${method} canceled by the caller`));
+    }
     async function* results(): AsyncGenerator<unknown, void, undefined> {
       if (signal?.aborted) throw new AppError('CANCELED', `stream ${method} canceled before it was sent`);
-      const sentId = startCall(method, params, call);
-      requestId = sentId;
-      signal?.addEventListener('abort', call, { once: true });
+      if (failure !== undefined) throw failure;
+      handle = open(method, params, sink);
+      signal?.addEventListener('abort', sink, { once: true });
       try {
         for (;;) {
           if (buffered.length > 0) {
@@ -338,17 +392,15 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
           });
         }
       } finally {
-        signal?.removeEventListener('abort', call);
-        if (pending.get(sentId)) {
-          pending.delete(sentId);
-          sendCancel(sentId);
-        }
+        signal?.removeEventListener('abort', sink);
+        // Left early (break, or the consumer's own error): stop the peer; a no-op once the stream ended.
+        handle.cancel();
       }
     }
     const iterable = results();
     return {
       [Symbol.asyncIterator]: () => iterable,
-      cancel: call.cancel,
+      cancel,
     };
   }
 
@@ -600,6 +652,7 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
   return {
     request,
     stream,
+    open,
     notify: notifyPeer,
     get inflight() {
       return pending.size;

@@ -200,6 +200,54 @@ describe('hub routing', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
   });
 
+  it('retries on the other replica when a link drops before the spoke answers, and frees both slots', async () => {
+    const first = await startFakeSpoke('marketing', { host: '127.0.0.2' });
+    const second = await startFakeSpoke('marketing', { host: '127.0.0.1', port: first.port });
+    cleanups.push(
+      () => first.close(),
+      () => second.close(),
+    );
+    const { hub, auth } = await startTestHub([
+      { name: 'marketing', port: first.port, hosts: ['127.0.0.1', '127.0.0.2'] },
+    ]);
+    cleanups.push(() => hub.close());
+    await untilRoutable(hub, 'marketing', 2);
+    // Whichever replica gets the request first drops its link without answering.
+    let dropped = 0;
+    for (const spoke of [first, second]) {
+      const answer = spoke.handler;
+      spoke.handler = (method, params, context) => {
+        if (method === 'SendStreamingMessage' && dropped === 0) {
+          dropped += 1;
+          spoke.socket?.terminate();
+          return new Promise(() => undefined);
+        }
+        return answer(method, params, context);
+      };
+    }
+    const response = await a2a(hub, auth, 'SendMessage', {
+      tenant: 'marketing',
+      message: userMessage('retry'),
+    });
+    const body = (await response.json()) as { result: { task: { id: string; status: { state: string } } } };
+    expect(response.status).toBe(200);
+    expect(body.result.task.status.state).toBe('TASK_STATE_COMPLETED');
+    const task = (await (
+      await fetch(`${hub.url}/v1/tasks/${body.result.task.id}`, { headers: auth })
+    ).json()) as {
+      hops: { attempt: number; outcome: string; replica: string }[];
+    };
+    expect(task.hops.map((hop) => [hop.attempt, hop.outcome])).toEqual([
+      [1, 'SPOKE_UNAVAILABLE'],
+      [2, 'TASK_STATE_COMPLETED'],
+    ]);
+    expect(task.hops[0]?.replica).not.toBe(task.hops[1]?.replica);
+    await until(
+      () => hub.registry.replicasOf('marketing').every((replica) => replica.outstanding === 0),
+      'no slot left taken on either replica',
+    );
+  });
+
   it('follows DNS: a new address becomes a replica, a vanished one is dropped', async () => {
     const first = await startFakeSpoke('marketing', { host: '127.0.0.2' });
     const second = await startFakeSpoke('marketing', { host: '127.0.0.1', port: first.port });

@@ -256,6 +256,71 @@ describe('createLink', () => {
     await expect.poll(() => client.inflight).toBe(0);
   });
 
+  it('open() hands each result to the sink in order, then end() once; cancel() stops the peer', async () => {
+    const stopped = deferred<string>();
+    const { client } = await linkPair({
+      onRequest: (method, _params, context) => {
+        if (method === 'three') {
+          return (async function* () {
+            yield* [1, 2, 3];
+          })();
+        }
+        context.cancellation.addEventListener('abort', () => stopped.resolve('stopped'));
+        return (async function* () {
+          yield 'first';
+          await new Promise(() => undefined);
+        })();
+      },
+    });
+    const events: unknown[] = [];
+    const ended = deferred<void>();
+    client.open(
+      'three',
+      {},
+      {
+        item: (value) => events.push(value),
+        end: () => {
+          events.push('end');
+          ended.resolve();
+        },
+        fail: (error) => events.push(`fail ${error.code}`),
+      },
+    );
+    await ended.promise;
+    expect(events).toEqual([1, 2, 3, 'end']);
+
+    const failures: string[] = [];
+    const firstItem = deferred<unknown>();
+    const handle = client.open(
+      'forever',
+      {},
+      {
+        item: (value) => firstItem.resolve(value),
+        end: () => failures.push('end'),
+        fail: (error) => failures.push(error.code),
+      },
+    );
+    expect(await firstItem.promise).toBe('first');
+    handle.cancel(new AppError('DEADLINE_EXCEEDED', 'too slow'));
+    handle.cancel();
+    expect(failures).toEqual(['DEADLINE_EXCEEDED']);
+    expect(await stopped.promise).toBe('stopped');
+    expect(client.inflight).toBe(0);
+  });
+
+  it('open() on a closed link fails the sink with SPOKE_UNAVAILABLE, after open() returns', async () => {
+    const { client } = await linkPair(noRequests);
+    client.close();
+    const failures: string[] = [];
+    client.open(
+      'x',
+      {},
+      { item: () => undefined, end: () => undefined, fail: (error) => failures.push(error.code) },
+    );
+    expect(failures).toEqual([]);
+    await expect.poll(() => failures).toEqual(['SPOKE_UNAVAILABLE']);
+  });
+
   it('a handler’s cancellation listener removed before the cancel does not fire', async () => {
     const fired: string[] = [];
     const { client } = await linkPair({
