@@ -945,9 +945,8 @@ export class Router {
       'agenthub/attempt': hop.attempt,
     });
     if (request.skill !== undefined) metadata[META.skill] = request.skill;
-    return request.configuration === undefined
-      ? { message, metadata }
-      : { message, configuration: request.configuration, metadata };
+    // The hub keeps its own history of the task: the spoke's snapshots need none.
+    return { message, configuration: extend(request.configuration, { historyLength: 0 }), metadata };
   }
 
   /**

@@ -513,11 +513,13 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
    * taken in bursts, one event-loop turn after the first of them, and a burst that ends the task goes out as
    * one final task snapshot instead of its separate events: a skill that answers at once streams one event
    * (the hub parses and logs two frames per routed message instead of five). The first snapshot also waits
-   * one turn, so it shows a just-created task already started (or finished).
+   * one turn, so it shows a just-created task already started (or finished). Snapshots keep the last
+   * `history.historyLength` messages when the request set one (the hub asks for none).
    */
   async function* follow(
     record: TaskRecord,
     signal: AbortSignal,
+    history: { historyLength?: number } = {},
   ): AsyncGenerator<StreamResponse, void, undefined> {
     const buffered: StreamResponse[] = [];
     let wake: (() => void) | undefined;
@@ -536,7 +538,7 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
       await nextTurn();
       // The snapshot already shows whatever happened during that turn.
       buffered.length = 0;
-      yield { task: snapshot(record.task) };
+      yield { task: snapshot(record.task, history) };
       if (isTerminalState(record.task.status.state)) return;
       for (;;) {
         if (buffered.length === 0) {
@@ -549,7 +551,7 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
         }
         if (isTerminalState(record.task.status.state)) {
           buffered.length = 0;
-          yield { task: snapshot(record.task) };
+          yield { task: snapshot(record.task, history) };
           return;
         }
         yield buffered.shift() as StreamResponse;
@@ -568,7 +570,7 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
     const { record, created } = submit(params);
     const unbind = bindToRequest(record, created, signal);
     try {
-      yield* follow(record, signal);
+      yield* follow(record, signal, historyOption(params));
     } finally {
       unbind();
     }

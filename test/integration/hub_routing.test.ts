@@ -75,9 +75,10 @@ describe('hub routing', () => {
     expect(response.status).toBe(200);
     const body = (await response.json()) as { result: { task: { id: string; status: { state: string } } } };
     expect(body.result.task.status.state).toBe('TASK_STATE_COMPLETED');
-    expect(spokes[0]?.requests.filter((request) => request.method === 'SendStreamingMessage')).toHaveLength(
-      1,
-    );
+    const delivered = spokes[0]?.requests.filter((request) => request.method === 'SendStreamingMessage');
+    expect(delivered).toHaveLength(1);
+    // The hub keeps the task's history itself and asks the spoke for none.
+    expect(delivered?.[0]?.params.configuration).toEqual({ historyLength: 0 });
     const task = (await (
       await fetch(`${hub.url}/v1/tasks/${body.result.task.id}`, { headers: auth })
     ).json()) as {
@@ -367,9 +368,10 @@ describe('hub routing', () => {
       ),
     );
     expect(new Set(ids).size).toBe(1);
-    expect(spokes[0]?.requests.filter((request) => request.method === 'SendStreamingMessage')).toHaveLength(
-      1,
-    );
+    const delivered = spokes[0]?.requests.filter((request) => request.method === 'SendStreamingMessage');
+    expect(delivered).toHaveLength(1);
+    // The hub keeps the task's history itself and asks the spoke for none.
+    expect(delivered?.[0]?.params.configuration).toEqual({ historyLength: 0 });
   });
 
   it('propagates a caller cancel to the spoke as CancelTask', async () => {

@@ -33,12 +33,17 @@ function engine() {
   });
 }
 
-async function streamOf(skillId: string, text = 'hello'): Promise<StreamResponse[]> {
+async function streamOf(
+  skillId: string,
+  text = 'hello',
+  configuration?: { historyLength: number },
+): Promise<StreamResponse[]> {
   const answer = engine().handle(
     'SendStreamingMessage',
     {
       message: { messageId: `m-${skillId}`, role: 'ROLE_USER', parts: [{ text }] },
       metadata: { [META.skill]: skillId },
+      ...(configuration === undefined ? {} : { configuration }),
     },
     new AbortController().signal,
   ) as AsyncIterable<StreamResponse>;
@@ -82,6 +87,13 @@ describe('spoke task streams', () => {
     ]);
     const last = events[2]!;
     expect('task' in last ? last.task.artifacts?.[0]?.parts : undefined).toEqual([{ text: 'stepped' }]);
+  });
+
+  it('leaves the history out of stream snapshots when the request asks for none (as the hub does)', async () => {
+    const events = await streamOf('steps', 'q4', { historyLength: 0 });
+    const tasks = events.flatMap((event) => ('task' in event ? [event.task] : []));
+    expect(tasks).toHaveLength(2);
+    for (const task of tasks) expect(task.history).toBeUndefined();
   });
 
   it('answers a skill that fails at once with one failed task naming the error code', async () => {
