@@ -27,7 +27,7 @@ import {
 } from '../shared/protocol.js';
 import type { HubConfig } from './config.js';
 import type { HubMetrics } from './metrics.js';
-import { replicaStatus, type Replica, type ReplicaRegistry } from './registry.js';
+import { replicaStatus, type Replica, type ReplicaAttestation, type ReplicaRegistry } from './registry.js';
 import {
   callerKey,
   endsStream,
@@ -246,6 +246,7 @@ export class Router {
   private readonly active = new Map<string, Delivery>();
   private readonly queues = new Map<string, Delivery[]>();
   private readonly sticky = new RecentMap<string, string>(STICKY_LIMIT);
+  private readonly hopAttestations = new WeakMap<ReplicaAttestation, HopRecord['attestation']>();
   private readonly submitting = new Map<string, Promise<SubmitResult>>();
   /** Smoothed service time per spoke, ms (for Retry-After on QUEUE_FULL). */
   private readonly serviceMs = new Map<string, number>();
@@ -318,9 +319,11 @@ export class Router {
         ? undefined
         : await this.continuation(request.message.taskId, request, ownerKey);
     const spoke = continuation?.spoke ?? this.resolveTarget(request);
-    const candidates = this.routableReplicas(spoke).filter(
-      (replica) => continuation === undefined || replica.key === continuation.replica,
-    );
+    const routable = this.routableReplicas(spoke);
+    const candidates =
+      continuation === undefined
+        ? routable
+        : routable.filter((replica) => replica.key === continuation.replica);
     if (candidates.length === 0) throw this.unroutable(spoke, continuation?.replica);
     const queue = this.queueOf(spoke);
     const contextId = request.message.contextId ?? continuation?.contextId ?? randomUUID();
@@ -962,16 +965,11 @@ export class Router {
     delivery.attempts += 1;
     delivery.released = false;
     const now = this.now();
-    const attestation = replica.attestation;
     const hop: HopRecord = {
       from: record.caller.kind === 'spoke' ? record.caller.spoke : 'client',
       to: delivery.spoke,
       replica: replica.key,
-      attestation: {
-        status: replicaStatus(replica),
-        attestedAt: attestation === undefined ? null : new Date(attestation.attestedAt).toISOString(),
-        policyId: attestation?.policyId ?? this.policy.policyId,
-      },
+      attestation: this.hopAttestation(replica),
       attempt: delivery.attempts,
       dispatchedAt: new Date(now).toISOString(),
       spokeTaskId: delivery.continuesSpokeTask ?? null,
@@ -1060,6 +1058,25 @@ export class Router {
     } finally {
       if (!retried) this.release(delivery, replica);
     }
+  }
+
+  /**
+   * The attestation a hop records: made once per appraisal and status, and shared by every hop dispatched
+   * under it (hops never change it).
+   */
+  private hopAttestation(replica: Replica): HopRecord['attestation'] {
+    const attestation = replica.attestation;
+    const status = replicaStatus(replica);
+    if (attestation === undefined) return { status, attestedAt: null, policyId: this.policy.policyId };
+    const cached = this.hopAttestations.get(attestation);
+    if (cached?.status === status) return cached;
+    const made = {
+      status,
+      attestedAt: new Date(attestation.attestedAt).toISOString(),
+      policyId: attestation.policyId,
+    };
+    this.hopAttestations.set(attestation, made);
+    return made;
   }
 
   /** At-least-once: a request the replica never acknowledged goes to another routable replica once. */
@@ -1231,8 +1248,9 @@ export class Router {
       delivery.stream?.cancel();
     }
     const now = this.now();
+    const finishedAt = new Date(now).toISOString();
     if (delivery.hop !== undefined) {
-      delivery.hop.finishedAt = new Date(now).toISOString();
+      delivery.hop.finishedAt = finishedAt;
       delivery.hop.outcome ??= error?.code ?? state;
     }
     const seconds = (now - delivery.acceptedAt) / 1000;
@@ -1261,7 +1279,7 @@ export class Router {
         );
         return;
       }
-      if (!interrupted) delivery.record.finishedAt = new Date(now).toISOString();
+      if (!interrupted) delivery.record.finishedAt = finishedAt;
       this.log.info(
         {
           taskId: delivery.record.id,
