@@ -3,7 +3,9 @@
 // to the spoke (the baseline). Reports hub CPU µs per routed message (from the hub's own /metrics CPU counter),
 // for HTTP /a2a callers and for a spoke calling another spoke over its attested link, hub-added p50/p99 at a
 // fixed open-loop rate of 500 req/s, closed-loop throughput, lost and duplicated answers; and, as the floor under
-// the link figure, the CPU of a bare WebSocket relay (bench/relay_main.ts) moving the same frames.
+// the link figure, the CPU of a bare WebSocket relay (bench/relay_main.mjs) moving the same frames. The hub runs
+// as deployed (docker/hub.Dockerfile): compiled by `npm run build` (done here first) and started with bare node;
+// under tsx it costs about a fifth more CPU per message (esbuild's keepNames wraps every closure it creates).
 // Run: npx tsx bench/hub_routing.ts (BENCH_QUICK=1 for a smoke run). The last line is one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
@@ -56,12 +58,14 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Starts `script` in its own node process: TypeScript through tsx, JavaScript (compiled, .mjs) as it is. */
 function startProcess(
   script: string,
   env: Record<string, string>,
   nodeArgs: readonly string[] = [],
 ): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, script], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -448,6 +452,20 @@ function round(value: number, digits = 2): number {
   return Math.round(value * factor) / factor;
 }
 
+/** Compiles the services into dist/ (`npm run build`), as the container images do. */
+async function buildServices(): Promise<void> {
+  const tsc = spawn(
+    process.execPath,
+    [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  const code = await new Promise<number | null>((resolve) => tsc.once('exit', resolve));
+  if (code !== 0) throw new Error(`npm run build (tsc -p tsconfig.build.json) failed with exit code ${code}`);
+}
+
 async function main(): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), 'agenthub-bench-'));
   const watchdog = setTimeout(() => {
@@ -456,6 +474,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }, runLimitMs);
   try {
+    await buildServices();
     const model = join(stateDir, 'echo.gguf');
     await writeFile(model, Buffer.alloc(64 * 1024, 7));
     const apiPort = await freePort();
@@ -502,7 +521,7 @@ async function main(): Promise<void> {
     // BENCH_HUB_PROFILE_DIR=<dir> writes a V8 CPU profile of the hub process there (for finding hot spots).
     const profileDir = process.env.BENCH_HUB_PROFILE_DIR;
     startProcess(
-      'hub/main.ts',
+      'dist/hub/main.js',
       { AGENTHUB_STATE_DIR: stateDir, HUB_PORT: String(hubPort), QUEUE_LIMIT: '256' },
       profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     );
@@ -557,7 +576,7 @@ async function main(): Promise<void> {
     // The spoke → hub → spoke path and its floor, the bare relay, alternate so both see the same box.
     const answerer = await startRelayAnswerer();
     const relayPort = await freePort();
-    startProcess('bench/relay_main.ts', {
+    startProcess('bench/relay_main.mjs', {
       RELAY_PORT: String(relayPort),
       RELAY_ANSWERER_URL: answerer.url,
     });

@@ -1,28 +1,35 @@
 // The floor under bench/hub_routing.ts's spoke → hub → spoke figure: a bare WebSocket relay process that does
 // only what any Node hub must do per routed message (parse a JSON-RPC request, forward it to the answering peer
 // as a stream request, collect the stream, answer the caller), with none of the hub's routing features. Frames
-// of one event-loop turn leave corked in one write, as the link does.
+// of one event-loop turn leave corked in one write, as the link does. Plain JavaScript, so it runs on bare node
+// like the compiled hub it is compared with.
 // Started by bench/hub_routing.ts: RELAY_PORT (callers connect here), RELAY_ANSWERER_URL (the answering peer).
 // GET /cpu on RELAY_PORT reports {"userUs","systemUs","relayed"}.
 import { createServer } from 'node:http';
-import type { Writable } from 'node:stream';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import process from 'node:process';
+import { setImmediate } from 'node:timers';
+import { WebSocket, WebSocketServer } from 'ws';
 
 const port = Number(process.env.RELAY_PORT);
 const answererUrl = process.env.RELAY_ANSWERER_URL ?? '';
 let relayed = 0;
 
-/** Sends frames through `ws`, corking its TCP socket until the end of the turn. */
-function corkedSender(socket: WebSocket): (frame: string) => void {
-  let corked: Writable | undefined;
-  const uncork = (): void => {
+/**
+ * Sends frames through `ws`, corking its TCP socket until the end of the turn.
+ * @param {WebSocket} socket
+ * @returns {(frame: string) => void}
+ */
+function corkedSender(socket) {
+  /** @type {import('node:stream').Writable | undefined} */
+  let corked;
+  const uncork = () => {
     const stream = corked;
     corked = undefined;
     stream?.uncork();
   };
   return (frame) => {
     if (corked === undefined) {
-      const stream = (socket as unknown as { _socket?: Writable | null })._socket;
+      const stream = /** @type {{ _socket?: import('node:stream').Writable | null }} */ (socket)._socket;
       if (stream !== undefined && stream !== null) {
         stream.cork();
         corked = stream;
@@ -35,12 +42,12 @@ function corkedSender(socket: WebSocket): (frame: string) => void {
 
 const answerer = new WebSocket(answererUrl, { perMessageDeflate: false });
 const sendToAnswerer = corkedSender(answerer);
-/** Outgoing id → the caller's socket sender, its request id and the stream's last result. */
-const pending = new Map<string, { reply: (frame: string) => void; id: unknown; last: unknown }>();
+/** Outgoing id → the caller's sender, its request id and the stream's last result. */
+const pending = new Map();
 let nextId = 1;
 
-answerer.on('message', (data: RawData) => {
-  const frame = JSON.parse(data.toString()) as { id: string; result?: unknown; streamEnd?: boolean };
+answerer.on('message', (data) => {
+  const frame = JSON.parse(data.toString());
   const call = pending.get(frame.id);
   if (call === undefined) return;
   if (frame.streamEnd === true) {
@@ -52,7 +59,7 @@ answerer.on('message', (data: RawData) => {
   }
 });
 
-const server = createServer((req, res) => {
+const server = createServer((_req, res) => {
   const usage = process.cpuUsage();
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ userUs: usage.user, systemUs: usage.system, relayed }));
@@ -60,8 +67,8 @@ const server = createServer((req, res) => {
 const callers = new WebSocketServer({ server, perMessageDeflate: false });
 callers.on('connection', (socket) => {
   const reply = corkedSender(socket);
-  socket.on('message', (data: RawData) => {
-    const request = JSON.parse(data.toString()) as { id: unknown; params: unknown };
+  socket.on('message', (data) => {
+    const request = JSON.parse(data.toString());
     const id = `r${nextId++}`;
     pending.set(id, { reply, id: request.id, last: undefined });
     sendToAnswerer(
