@@ -30,10 +30,6 @@ export const resolveWithDns: HostResolver = async (host) => {
   return [...new Set(records.map((record) => record.address))];
 };
 
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
-}
-
 /** Serves requests a spoke sends up its link (the router's handler). */
 export type LinkRequestHandlerFactory = (
   replica: Replica,
@@ -166,10 +162,6 @@ export class LinkManager {
       perMessageDeflate: false,
       maxPayload: LIMITS.maxFrameBytes,
       handshakeTimeout: this.deps.config.EVIDENCE_TIMEOUT_MS,
-      // An all-zero masking key: `ws` then sends the frame as it is instead of copying and XOR-ing every
-      // byte. Masking protects caching proxies from script-driven browser clients; this link is hub to spoke,
-      // authenticated by a connect token, and no browser is ever on it.
-      generateMask: zeroMask,
     });
     connection.socket = socket;
     socket.on('unexpected-response', (_request, response) => {
