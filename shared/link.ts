@@ -58,12 +58,6 @@ export interface LinkRequestOptions {
   readonly timeoutMs?: number;
 }
 
-/** Options of an outgoing stream. */
-export interface LinkStreamOptions {
-  /** Aborting ends the iteration with `CANCELED` and sends `stream/cancel`. */
-  readonly signal?: AbortSignal;
-}
-
 /** Receives an outgoing stream's results as they arrive, then exactly one of `end` or `fail`. */
 export interface StreamSink {
   item(value: unknown): void;
@@ -77,24 +71,14 @@ export interface StreamHandle {
   cancel(reason?: AppError): void;
 }
 
-/** An outgoing stream: its results, and a way to stop it without an AbortSignal. */
-export interface LinkStream extends AsyncIterable<unknown> {
-  /** Ends the iteration with `reason` (default `CANCELED`) and sends `stream/cancel`, as aborting `signal` does. */
-  cancel(reason?: AppError): void;
-}
-
 /** One end of a multiplexed JSON-RPC link. */
 export interface Link {
   /** Sends a request and resolves with its single result; rejects with the AppError rebuilt from an error frame. */
   request(method: string, params: unknown, options?: LinkRequestOptions): Promise<unknown>;
   /**
-   * Sends a request whose answer is a stream: yields each result until `streamEnd`; throws the AppError
-   * rebuilt from an error frame. Breaking out of the loop or aborting sends `stream/cancel`.
-   */
-  stream(method: string, params: unknown, options?: LinkStreamOptions): LinkStream;
-  /**
-   * Sends a request whose answer is a stream and hands each result to `sink` as its frame arrives: no async
-   * iteration per result (the hub's routed path). A request that cannot be sent fails the sink on a microtask.
+   * Sends a request whose answer is a stream and hands each result to `sink` as its frame arrives, until
+   * `streamEnd` (`end`) or an error frame (`fail`, with the AppError rebuilt from it). No async iteration per
+   * result: this is the hub's routed path. A request that cannot be sent fails the sink on a microtask.
    */
   open(method: string, params: unknown, sink: StreamSink): StreamHandle;
   /** Sends a notification. Throws `SPOKE_UNAVAILABLE` when closed and `QUEUE_FULL` over the high-water mark. */
@@ -116,9 +100,9 @@ export interface LinkOptions {
   /** Prefix of the ids of outgoing requests, to tell the two directions apart in logs. Default `l`. */
   readonly idPrefix?: string;
   /**
-   * Sustained incoming frames per second before the link closes with 1008. Default 50000: a spoke calling a
-   * peer through the hub receives about six frames per call (hub task, spoke task, status, artifact, final
-   * status, streamEnd), so 5000 closed its link at under 1000 peer calls per second.
+   * Sustained incoming frames per second before the link closes with 1008. Default 50000: a streamed answer
+   * takes several frames (task snapshots, status and artifact events, streamEnd), and a link carries
+   * thousands of routed messages a second; 5000 once closed a busy link at under 1000 calls per second.
    */
   readonly maxIncomingPerSecond?: number;
   /** Incoming frames allowed in a burst above the sustained rate. Default 100000. */
@@ -336,71 +320,6 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
         if (sentId !== undefined) sendCancel(sentId);
         sink.fail(reason ?? new AppError('CANCELED', `stream ${method} canceled by the caller`));
       },
-    };
-  }
-
-  function stream(method: string, params: unknown, streamOptions: LinkStreamOptions = {}): LinkStream {
-    const { signal } = streamOptions;
-    const buffered: unknown[] = [];
-    let ended = false;
-    let failure: AppError | undefined;
-    let wake: (() => void) | undefined;
-    let handle: StreamHandle | undefined;
-    // Method shorthand, not arrow properties: fewer closures per stream (and no keepNames helper call each
-    // under tsx). `handleEvent` makes the object itself the abort listener.
-    const sink = {
-      notify(): void {
-        const waiting = wake;
-        wake = undefined;
-        waiting?.();
-      },
-      item(value: unknown): void {
-        buffered.push(value);
-        sink.notify();
-      },
-      end(): void {
-        ended = true;
-        sink.notify();
-      },
-      fail(error: AppError): void {
-        failure ??= error;
-        sink.notify();
-      },
-      handleEvent(): void {
-        cancel();
-      },
-    };
-    function cancel(reason?: AppError): void {
-      if (handle !== undefined) handle.cancel(reason);
-      else sink.fail(reason ?? new AppError('CANCELED', `stream ${method} canceled by the caller`));
-    }
-    async function* results(): AsyncGenerator<unknown, void, undefined> {
-      if (signal?.aborted) throw new AppError('CANCELED', `stream ${method} canceled before it was sent`);
-      if (failure !== undefined) throw failure;
-      handle = open(method, params, sink);
-      signal?.addEventListener('abort', sink, { once: true });
-      try {
-        for (;;) {
-          if (buffered.length > 0) {
-            yield buffered.shift();
-            continue;
-          }
-          if (failure !== undefined) throw failure;
-          if (ended) return;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-        }
-      } finally {
-        signal?.removeEventListener('abort', sink);
-        // Left early (break, or the consumer's own error): stop the peer; a no-op once the stream ended.
-        handle.cancel();
-      }
-    }
-    const iterable = results();
-    return {
-      [Symbol.asyncIterator]: () => iterable,
-      cancel,
     };
   }
 
@@ -651,7 +570,6 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
 
   return {
     request,
-    stream,
     open,
     notify: notifyPeer,
     get inflight() {

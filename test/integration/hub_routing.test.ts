@@ -17,6 +17,7 @@ import {
   type FakeAppraiser,
   type FakeSpoke,
 } from './hub_fake_spoke.js';
+import { linkStream } from '../helpers/link_stream.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -570,7 +571,7 @@ describe('hub routing', () => {
         };
         const link = await finance.connected();
         const events: unknown[] = [];
-        for await (const event of link.stream('SendStreamingMessage', {
+        for await (const event of linkStream(link, 'SendStreamingMessage', {
           tenant: 'marketing',
           message: userMessage('analyse Q4'),
           metadata: { [META.traceparent]: metadata[META.traceparent], [META.caller]: 'finance' },

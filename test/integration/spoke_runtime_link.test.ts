@@ -15,6 +15,7 @@ import {
   type TestKeys,
   type TestSpoke,
 } from './spoke_runtime_helpers.js';
+import { linkStream } from '../helpers/link_stream.js';
 
 let keys: TestKeys;
 let testSpoke: TestSpoke;
@@ -147,7 +148,8 @@ describe('A2A over the hub link', () => {
       const [unary, streamed] = await Promise.all([
         hub.link.request('SendMessage', messageParams('ping', { skill: 'ping' })),
         collect(
-          hub.link.stream(
+          linkStream(
+            hub.link,
             'SendStreamingMessage',
             messageParams('sleep', { skill: 'sleep', data: { ms: 30 } }),
           ),
@@ -171,7 +173,8 @@ describe('A2A over the hub link', () => {
     try {
       const abortedBefore = testSpoke.probe.aborted;
       let taskId = '';
-      for await (const item of hub.link.stream(
+      for await (const item of linkStream(
+        hub.link,
         'SendStreamingMessage',
         messageParams('loop', { skill: 'loop' }),
       )) {

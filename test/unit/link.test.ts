@@ -7,6 +7,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { AppError } from '../../shared/errors.js';
 import { createLink, type Link, type LinkHandlers, type LinkOptions } from '../../shared/link.js';
 import { CONTROL_METHODS } from '../../shared/protocol.js';
+import { linkStream } from '../helpers/link_stream.js';
 
 interface LinkPair {
   readonly client: Link;
@@ -114,7 +115,7 @@ describe('createLink', () => {
     });
     const items: unknown[] = [];
     const streaming = (async () => {
-      for await (const item of client.stream('count', {})) {
+      for await (const item of linkStream(client, 'count', {})) {
         items.push(item);
         if (item === 1) {
           // A request answered while the stream is open proves multiplexing.
@@ -148,7 +149,7 @@ describe('createLink', () => {
 
     const items: unknown[] = [];
     const streamError = await (async () => {
-      for await (const item of client.stream('stream-fail', {})) items.push(item);
+      for await (const item of linkStream(client, 'stream-fail', {})) items.push(item);
     })().catch((error: unknown) => error);
     expect(items).toEqual(['partial']);
     expect((streamError as AppError).code).toBe('DEADLINE_EXCEEDED');
@@ -171,7 +172,7 @@ describe('createLink', () => {
         })();
       },
     });
-    for await (const item of client.stream('ticks', {})) {
+    for await (const item of linkStream(client, 'ticks', {})) {
       if (item === 2) break;
     }
     await expect(aborted.promise).resolves.toMatch(/^c\d+$/);
@@ -213,7 +214,7 @@ describe('createLink', () => {
       { ...noRequests, onClose: (code) => closes.push(code) },
     );
     const waiting = client.request('never', {});
-    const streaming = collect(client.stream('never-stream', {}));
+    const streaming = collect(linkStream(client, 'never-stream', {}));
     await expect.poll(() => handlerSignals.length).toBe(2);
     server.close(1001, 'going away');
     await expect(waiting).rejects.toMatchObject({ code: 'SPOKE_UNAVAILABLE', message: 'link closed' });
@@ -225,39 +226,9 @@ describe('createLink', () => {
     expect(() => client.notify('after', {})).toThrow(expect.objectContaining({ code: 'SPOKE_UNAVAILABLE' }));
   });
 
-  it('cancel() on an outgoing stream ends it with CANCELED and fires the peer handler’s cancellation', async () => {
-    const canceled = deferred<string>();
-    let lateSignal: AbortSignal | undefined;
-    const { client } = await linkPair({
-      onRequest: (_method, _params, context) => {
-        context.cancellation.addEventListener('abort', () => {
-          // The AbortSignal made after the cancel already reports it.
-          lateSignal = context.signal;
-          canceled.resolve('fired');
-        });
-        return (async function* () {
-          yield 1;
-          await new Promise(() => undefined);
-        })();
-      },
-    });
-    const stream = client.stream('ticks-forever', {});
-    const seen: unknown[] = [];
-    const iterating = (async () => {
-      for await (const item of stream) {
-        seen.push(item);
-        stream.cancel(new AppError('DEADLINE_EXCEEDED', 'given up'));
-      }
-    })();
-    await expect(iterating).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED', message: 'given up' });
-    expect(seen).toEqual([1]);
-    expect(await canceled.promise).toBe('fired');
-    expect(lateSignal?.aborted).toBe(true);
-    await expect.poll(() => client.inflight).toBe(0);
-  });
-
   it('open() hands each result to the sink in order, then end() once; cancel() stops the peer', async () => {
     const stopped = deferred<string>();
+    let lateSignal: AbortSignal | undefined;
     const { client } = await linkPair({
       onRequest: (method, _params, context) => {
         if (method === 'three') {
@@ -265,7 +236,11 @@ describe('createLink', () => {
             yield* [1, 2, 3];
           })();
         }
-        context.cancellation.addEventListener('abort', () => stopped.resolve('stopped'));
+        context.cancellation.addEventListener('abort', () => {
+          // An AbortSignal asked for after the cancel already reports it.
+          lateSignal = context.signal;
+          stopped.resolve('stopped');
+        });
         return (async function* () {
           yield 'first';
           await new Promise(() => undefined);
@@ -305,6 +280,7 @@ describe('createLink', () => {
     handle.cancel();
     expect(failures).toEqual(['DEADLINE_EXCEEDED']);
     expect(await stopped.promise).toBe('stopped');
+    expect(lateSignal?.aborted).toBe(true);
     expect(client.inflight).toBe(0);
   });
 
