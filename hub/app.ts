@@ -32,10 +32,10 @@ import {
 import { AttestationController, type EvidenceFetcher } from './appraisal.js';
 import { chooseChatRoute, type ChatCandidate, type ChatClassifier } from './chat.js';
 import type { HubConfig } from './config.js';
-import { LinkManager, type HostResolver } from './links.js';
+import { LinkManager, urlHost, type HostResolver } from './links.js';
 import { HubMetrics } from './metrics.js';
 import { replicaStatus, ReplicaRegistry } from './registry.js';
-import { describeTask, entryFailure, failureError, Router, type GateReason } from './routing.js';
+import { describeTask, entryFailure, failureError, Router } from './routing.js';
 import {
   InMemoryTaskStore,
   replyText,
@@ -128,7 +128,6 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     store,
     config,
     logger: log,
-    metrics,
     fetchEvidence: options.fetchEvidence,
   });
   const links = new LinkManager({
@@ -184,7 +183,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     });
   });
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${config.HUB_HOST.includes(':') ? `[${config.HUB_HOST}]` : config.HUB_HOST}:${port}`;
+  const url = `http://${urlHost(config.HUB_HOST)}:${port}`;
   if (publicUrl === '') publicUrl = url;
   attestation.start();
   await links.start();
@@ -323,8 +322,8 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
         const attestation = replica.attestation;
         const current = attestation !== undefined && attestation.sid === replica.session?.sid;
         const reasons: string[] = current ? [...attestation.reasons] : [];
-        if (!verdict.routable && !reasons.includes(verdict.reason))
-          reasons.push(gateReasonText(verdict.reason));
+        const gateReason = verdict.routable ? undefined : `gate.${verdict.reason}`;
+        if (gateReason !== undefined && !reasons.includes(gateReason)) reasons.push(gateReason);
         return {
           spoke,
           replica: replica.key,
@@ -666,21 +665,20 @@ function httpError(error: unknown): AppError {
   return toAppError(error);
 }
 
-function setRetryAfter(res: ServerResponse, error: AppError): void {
+/** An error response: the code's HTTP status, `Retry-After` and `WWW-Authenticate` when they apply, and `body`. */
+function sendErrorBody(res: ServerResponse, error: AppError, body: unknown): void {
   if (error.retryAfterSeconds !== undefined)
     res.setHeader('Retry-After', String(Math.ceil(error.retryAfterSeconds)));
+  if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
+  sendJson(res, error.mapping.http, body);
 }
 
 function sendError(res: ServerResponse, error: AppError): void {
-  setRetryAfter(res, error);
-  if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
-  sendJson(res, error.mapping.http, error.toJSON());
+  sendErrorBody(res, error, error.toJSON());
 }
 
 function sendJsonRpcError(res: ServerResponse, id: JsonRpcId | null, error: AppError): void {
-  setRetryAfter(res, error);
-  if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
-  sendJson(res, error.mapping.http, { jsonrpc: '2.0', id, error: toJsonRpcError(error) });
+  sendErrorBody(res, error, { jsonrpc: '2.0', id, error: toJsonRpcError(error) });
 }
 
 function parseBody<S extends z.ZodTypeAny>(schema: S, body: unknown): z.infer<S> {
@@ -800,8 +798,4 @@ async function streamChat(res: ServerResponse, entries: AsyncIterable<TaskEventE
     const kind = Object.keys(entry.event)[0] ?? 'event';
     writeEvent(res, { id: entry.seq, event: kind, data: entry.event });
   }
-}
-
-function gateReasonText(reason: GateReason): string {
-  return `gate.${reason}`;
 }

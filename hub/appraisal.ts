@@ -7,8 +7,7 @@ import { toAppError } from '../shared/errors.js';
 import { CONTROL_METHODS } from '../shared/protocol.js';
 import type { HubConfig } from './config.js';
 import { urlHost } from './links.js';
-import type { HubMetrics } from './metrics.js';
-import { replicaStatus, type Replica, type ReplicaRegistry } from './registry.js';
+import type { Replica, ReplicaRegistry } from './registry.js';
 import type { TaskStore } from './tasks.js';
 
 /** Largest evidence body read from a spoke, in bytes (evidence tokens are capped at 8 KiB). */
@@ -43,7 +42,6 @@ export interface AttestationControllerDeps {
   readonly store: TaskStore;
   readonly config: Pick<HubConfig, 'REATTEST_INTERVAL_MS' | 'EVIDENCE_TIMEOUT_MS'>;
   readonly logger: Logger;
-  readonly metrics?: HubMetrics | undefined;
   readonly fetchEvidence?: EvidenceFetcher | undefined;
 }
 
@@ -101,9 +99,15 @@ export class AttestationController {
       }
       return next;
     }
-    const run = this.appraiseOnce(replica).finally(() => {
-      this.running.delete(replica.key);
-    });
+    // Callers fire and forget (link open, the timer, retries): a failure that escapes an appraisal (the audit
+    // write to the store) is logged here rather than left as an unhandled rejection.
+    const run = this.appraiseOnce(replica)
+      .catch((error: unknown) => {
+        this.log.error({ replica: replica.key, err: toAppError(error).message }, 'appraisal failed');
+      })
+      .finally(() => {
+        this.running.delete(replica.key);
+      });
     this.running.set(replica.key, run);
     return run;
   }
@@ -191,8 +195,8 @@ export class AttestationController {
   private record(replica: Replica, attestation: NonNullable<Replica['attestation']>): void {
     const previous = replica.attestation;
     replica.attestation = attestation;
+    // The registry's change listeners update what derives from it (the attestation gauge, queued requests).
     this.deps.registry.changed(replica);
-    this.deps.metrics?.setAttestation(replica.spoke, replica.key, replicaStatus(replica));
     const changed = previous?.status !== attestation.status || previous.sid !== attestation.sid;
     const line = {
       replica: replica.key,

@@ -214,7 +214,7 @@ export interface InMemoryTaskStoreOptions {
   readonly auditLimit?: number;
 }
 
-/** A TaskStore in process memory (the default; a SQL store on hub/migrations comes later). */
+/** A TaskStore in process memory (the default; sql_store.ts holds the one that survives a restart). */
 export class InMemoryTaskStore implements TaskStore {
   readonly epoch = randomUUID();
   private readonly tasks = new Map<string, HubTaskRecord>();
@@ -390,7 +390,7 @@ export class TaskEventBus {
   }
 }
 
-/** A history-free copy of a task trimmed to `historyLength` messages (A2A GetTask semantics). */
+/** A shallow copy of a task, its history trimmed to `historyLength` messages (A2A GetTask semantics). */
 export function taskView(task: Task, historyLength: number | undefined, includeArtifacts = true): Task {
   const view: Task = { ...task };
   if (!includeArtifacts) delete view.artifacts;
