@@ -196,14 +196,19 @@ const measSchema = z
   })
   .strict();
 
+/** The registered claims evidence and attestation results both carry (jose has checked iss, sub, aud, exp, iat). */
+const registeredClaims = {
+  iss: z.string(),
+  sub: z.string(),
+  aud: z.string(),
+  iat: epochInt,
+  exp: epochInt,
+  jti: z.string().regex(JTI_PATTERN),
+};
+
 const evidenceClaims = z
   .object({
-    iss: z.string(),
-    sub: z.string(),
-    aud: z.string(),
-    iat: epochInt,
-    exp: epochInt,
-    jti: z.string().regex(JTI_PATTERN),
+    ...registeredClaims,
     eat_nonce: z.string().regex(NONCE_PATTERN),
     eat_profile: z.literal(EVIDENCE_PROFILE),
     sid: z.string().regex(SID_PATTERN),
@@ -477,12 +482,7 @@ const arClaims = z
     ),
     cnf: z.object({ jkt: z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).strict(),
     sid: z.string().regex(SID_PATTERN),
-    iss: z.string(),
-    sub: z.string(),
-    aud: z.string(),
-    iat: epochInt,
-    exp: epochInt,
-    jti: z.string().regex(JTI_PATTERN),
+    ...registeredClaims,
   })
   .strict();
 

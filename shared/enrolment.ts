@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { readConfigJson } from './config.js';
 import { AppError } from './errors.js';
 import {
   generateSigningKeyJwk,
@@ -25,6 +26,7 @@ import {
   spokeIdOf,
   type JWK,
   type SigningKey,
+  type TrustStore,
 } from './attestation.js';
 import { measure, type MeasurementSpec } from './measure.js';
 
@@ -145,14 +147,6 @@ async function readSecret(path: string): Promise<string> {
   return readFile(path, 'utf8');
 }
 
-async function readJson(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8'));
-  } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `enrolment file ${path} is missing or not JSON`, { cause });
-  }
-}
-
 async function loadKey(path: string): Promise<SigningKey> {
   const text = await readSecret(path);
   let jwk: JWK;
@@ -189,13 +183,6 @@ function addressOf(spoke: EnrolmentSpoke): { host: string; apiPort: number; atte
 
 type JsonObject = Record<string, unknown>;
 
-/**
- * Enrols `spokes` into `stateDir` (layout in this file's header). The first call creates everything and returns
- * `created: true`. A later call reuses keys, API key and reference values (`created: false`): a spoke whose
- * `measurement.modelPath` differs from the enrolled one gets a new model reference value (listed in `reenrolled`);
- * a spoke not enrolled before is added (listed in `added`); spoke addresses in the trust store follow the call.
- * Files that hold secrets must be 0600, or CONFIG_INVALID is thrown.
- */
 /** Options of {@link enrolLocal}. */
 export interface EnrolLocalOptions {
   /**
@@ -206,6 +193,13 @@ export interface EnrolLocalOptions {
   readonly remeasure?: boolean;
 }
 
+/**
+ * Enrols `spokes` into `stateDir` (layout in this file's header). The first call creates everything and returns
+ * `created: true`. A later call reuses keys, API key and reference values (`created: false`): a spoke whose
+ * `measurement.modelPath` differs from the enrolled one gets a new model reference value (listed in `reenrolled`);
+ * a spoke not enrolled before is added (listed in `added`); spoke addresses in the trust store follow the call.
+ * Files that hold secrets must be 0600, or CONFIG_INVALID is thrown.
+ */
 export async function enrolLocal(
   stateDir: string,
   spokes: readonly EnrolmentSpoke[],
@@ -241,6 +235,8 @@ export async function enrolLocal(
   let hubKey: SigningKey;
   let trustStore: { version: 1; spokes: Record<string, JsonObject> };
   let references: { version: 1; spokes: Record<string, JsonObject> };
+  /** The trust store as enrolled before this call (null on the first enrolment). */
+  let enrolledTrust: TrustStore | null = null;
   if (created) {
     apiKey = randomBytes(32).toString('base64url');
     await writeFileAtomic(paths.apiKey, `${apiKey}\n`, SECRET_MODE);
@@ -250,10 +246,10 @@ export async function enrolLocal(
   } else {
     apiKey = (await readSecret(paths.apiKey)).trim();
     hubKey = await loadKey(paths.hubKey);
-    trustStore = (await readJson(paths.trustStore)) as typeof trustStore;
-    references = (await readJson(paths.referenceValues)) as typeof references;
+    trustStore = (await readConfigJson(paths.trustStore, 'enrolment file')) as typeof trustStore;
+    references = (await readConfigJson(paths.referenceValues, 'enrolment file')) as typeof references;
     // Validate what is on disk before building on it.
-    parseTrustStore(trustStore);
+    enrolledTrust = parseTrustStore(trustStore);
     parseReferenceValues(JSON.stringify(references));
   }
 
@@ -279,7 +275,7 @@ export async function enrolLocal(
         `enrolment of spoke ${spoke.name} is incomplete (trust store or reference values)`,
       );
     }
-    const pinned = parseTrustStore({ version: 1, spokes: { [spoke.name]: trusted } }).spokes.get(spoke.name);
+    const pinned = enrolledTrust?.spokes.get(spoke.name);
     if (pinned?.jwks.keys.every((jwk) => jwk.kid !== key.kid)) {
       throw new AppError(
         'CONFIG_INVALID',

@@ -130,6 +130,11 @@ export function toAppError(value: unknown, fallback: ErrorCode = 'INTERNAL'): Ap
   return new AppError(fallback, message, { cause: value });
 }
 
+/** True when `value` is one of {@link ERROR_CODES} (a code read back from the wire or from task metadata). */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
+}
+
 /** Looks up the error code whose JSON-RPC code is `jsonRpcCode` (used when an error comes back over the wire). */
 export function errorCodeFromJsonRpc(jsonRpcCode: number): ErrorCode | undefined {
   return ERROR_CODES.find((code) => ERROR_TABLE[code].jsonRpc === jsonRpcCode);

@@ -9,10 +9,11 @@ import { silentLogger, type Logger } from './log.js';
 import {
   CONTROL_METHODS,
   JsonRpcIdSchema,
-  LIMITS,
   StreamCancelSchema,
   errorFrame,
+  frameTooLarge,
   fromJsonRpcError,
+  isOversizedFrame,
   notificationFrame,
   parseLinkFrame,
   requestFrame,
@@ -162,8 +163,7 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
   const framesBeforeOpen: string[] = [];
   let nextId = 1;
   let closed = false;
-  let tokens = burst;
-  let lastRefill = performance.now();
+  const incomingBudget = tokenBucket(ratePerSecond, burst);
 
   function linkClosedError(): AppError {
     return new AppError('SPOKE_UNAVAILABLE', 'link closed');
@@ -209,11 +209,7 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
   }
 
   function assertFrameFits(frame: string): void {
-    if (Buffer.byteLength(frame, 'utf8') > LIMITS.maxFrameBytes) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `frame larger than ${LIMITS.maxFrameBytes} bytes`, {
-        details: { limitBytes: LIMITS.maxFrameBytes },
-      });
-    }
+    if (isOversizedFrame(frame)) throw frameTooLarge('frame');
   }
 
   function sendCancel(requestId: JsonRpcId): void {
@@ -332,15 +328,6 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
 
   // ---- incoming ------------------------------------------------------------------------------------
 
-  function takeToken(): boolean {
-    const now = performance.now();
-    tokens = Math.min(burst, tokens + ((now - lastRefill) / 1000) * ratePerSecond);
-    lastRefill = now;
-    if (tokens < 1) return false;
-    tokens -= 1;
-    return true;
-  }
-
   function answerError(requestId: JsonRpcId | null, error: AppError): void {
     if (closed) return;
     writeFrame(errorFrame(requestId, error));
@@ -360,7 +347,7 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
 
   function onMessage(data: unknown, isBinary: boolean): void {
     if (closed) return;
-    if (!takeToken()) {
+    if (!incomingBudget.take()) {
       log.warn({ ratePerSecond, burst }, 'link flood: closing with 1008');
       close(CLOSE_POLICY_VIOLATION, 'rate limit exceeded');
       return;
@@ -468,13 +455,8 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
   function sendAnswer(call: IncomingCall, frame: string): void {
     const requestId = call.id;
     if (closed || call.aborted) return;
-    if (Buffer.byteLength(frame, 'utf8') > LIMITS.maxFrameBytes) {
-      answerError(
-        requestId,
-        new AppError('PAYLOAD_TOO_LARGE', `answer larger than ${LIMITS.maxFrameBytes} bytes`, {
-          details: { limitBytes: LIMITS.maxFrameBytes },
-        }),
-      );
+    if (isOversizedFrame(frame)) {
+      answerError(requestId, frameTooLarge('answer'));
       return;
     }
     writeFrame(frame);
@@ -585,7 +567,24 @@ export function createLink(socket: WebSocket, handlers: LinkHandlers, options: L
   };
 }
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+/** A token bucket: `take()` spends one token, false when the sustained rate and the burst are used up. */
+export function tokenBucket(ratePerSecond: number, burst: number): { take(): boolean } {
+  let tokens = burst;
+  let last = performance.now();
+  return {
+    take() {
+      const now = performance.now();
+      tokens = Math.min(burst, tokens + ((now - last) / 1000) * ratePerSecond);
+      last = now;
+      if (tokens < 1) return false;
+      tokens -= 1;
+      return true;
+    },
+  };
+}
+
+/** True for anything with `Symbol.asyncIterator` (a handler's streamed answer). */
+export function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return (
     typeof value === 'object' &&
     value !== null &&

@@ -2,7 +2,7 @@
 // frames of the hub ⇄ spoke WebSocket binding (one JSON-RPC object per text frame, streams ended by a
 // `streamEnd` frame), size limits, and the mapping between AppError and JSON-RPC errors.
 import { z } from 'zod';
-import { AppError, ERROR_TABLE, errorCodeFromJsonRpc, type ErrorCode, ERROR_CODES } from './errors.js';
+import { AppError, ERROR_TABLE, errorCodeFromJsonRpc, isErrorCode, type ErrorCode } from './errors.js';
 
 /** A2A protocol version spoken everywhere; sent as the `A2A-Version` header on HTTP. */
 export const A2A_VERSION = '1.0';
@@ -178,9 +178,11 @@ export const SendMessageResultSchema = z.union([
 ]);
 export type SendMessageResult = z.infer<typeof SendMessageResultSchema>;
 
+/** A tenant: a spoke name (the same pattern as attestation's SPOKE_NAME_PATTERN). */
+const TENANT = /^[a-z][a-z0-9-]{0,31}$/;
 const tenant = z
   .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'tenant must be a spoke name (lower-case letters, digits, dashes)')
+  .regex(TENANT, 'tenant must be a spoke name (lower-case letters, digits, dashes)')
   .optional();
 
 export const SendMessageParamsSchema = z
@@ -246,8 +248,6 @@ export const A2A_METHODS = {
   SubscribeToTask: SubscribeToTaskParamsSchema,
 } as const;
 export type A2aMethod = keyof typeof A2A_METHODS;
-/** Methods whose result is a stream of `StreamResponse` frames ended by `streamEnd`. */
-export const STREAMING_METHODS: ReadonlySet<A2aMethod> = new Set(['SendStreamingMessage', 'SubscribeToTask']);
 
 export function isA2aMethod(method: string): method is A2aMethod {
   return Object.hasOwn(A2A_METHODS, method);
@@ -273,8 +273,6 @@ export function parseA2aParams<M extends A2aMethod>(
 // ---- hand-written guards for the routed hot path ------------------------------------------------------
 // Each accepts a subset of what its zod schema accepts (a value they pass, the schema passes unchanged);
 // callers fall back to the schema for anything else, so errors keep their codes and messages.
-
-const TENANT = /^[a-z][a-z0-9-]{0,31}$/;
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -475,6 +473,18 @@ export const StreamEndSchema = z
   .object({ jsonrpc: z.literal('2.0'), id: JsonRpcIdSchema, streamEnd: z.literal(true) })
   .strict();
 
+/** True when `text` is longer than {@link LIMITS.maxFrameBytes} in UTF-8: too large for one link frame. */
+export function isOversizedFrame(text: string): boolean {
+  return Buffer.byteLength(text, 'utf8') > LIMITS.maxFrameBytes;
+}
+
+/** The `PAYLOAD_TOO_LARGE` error of an oversized link frame; `what` names it (`frame`, `answer`). */
+export function frameTooLarge(what: string): AppError {
+  return new AppError('PAYLOAD_TOO_LARGE', `${what} larger than ${LIMITS.maxFrameBytes} bytes`, {
+    details: { limitBytes: LIMITS.maxFrameBytes },
+  });
+}
+
 /** One frame of the hub ⇄ spoke link, after parsing. */
 export type LinkFrame =
   | { readonly kind: 'request'; readonly id: JsonRpcId; readonly method: string; readonly params: unknown }
@@ -488,11 +498,7 @@ export type LinkFrame =
  * `PARSE_ERROR` for malformed JSON and `INVALID_REQUEST` for a JSON value that is no JSON-RPC 2.0 object.
  */
 export function parseLinkFrame(text: string): LinkFrame {
-  if (Buffer.byteLength(text, 'utf8') > LIMITS.maxFrameBytes) {
-    throw new AppError('PAYLOAD_TOO_LARGE', `frame larger than ${LIMITS.maxFrameBytes} bytes`, {
-      details: { limitBytes: LIMITS.maxFrameBytes },
-    });
-  }
+  if (isOversizedFrame(text)) throw frameTooLarge('frame');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -689,7 +695,7 @@ export function fromJsonRpcError(error: JsonRpcErrorObject): AppError {
     const record = entry as Record<string, unknown>;
     if (record['@type'] === ERROR_INFO_TYPE && typeof record.reason === 'string') {
       const reason = record.reason;
-      if ((ERROR_CODES as readonly string[]).includes(reason)) code = reason as ErrorCode;
+      if (isErrorCode(reason)) code = reason;
       if (typeof record.metadata === 'object' && record.metadata !== null) {
         details = record.metadata as Record<string, unknown>;
       }

@@ -4,6 +4,7 @@
 import type { Request, Response } from 'express';
 import express from 'express';
 import { AppError, toAppError } from './errors.js';
+import { isAsyncIterable } from './link.js';
 import type { Logger } from './log.js';
 import {
   A2A_VERSION,
@@ -57,10 +58,6 @@ function statusOf(error: AppError): number {
 
 function sendJsonRpcError(response: Response, requestId: JsonRpcId | null, error: AppError): void {
   response.status(statusOf(error)).json({ jsonrpc: '2.0', id: requestId, error: toJsonRpcError(error) });
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }
 
 /**
@@ -192,9 +189,8 @@ export function createA2aHttpHandler(
         writeEvent({ jsonrpc: '2.0', id: requestId, result: step.value });
       }
     } catch (error) {
-      const appError = toAppError(error);
       if (!(error instanceof AppError)) log.error({ err: error, method }, 'A2A stream failed');
-      writeEvent({ jsonrpc: '2.0', id: requestId, error: toJsonRpcError(sanitise(appError, error, method)) });
+      writeEvent({ jsonrpc: '2.0', id: requestId, error: toJsonRpcError(sanitise(error, method)) });
     } finally {
       if (signal.aborted) void Promise.resolve(iterator.return?.()).catch(() => undefined);
       response.end();
@@ -203,15 +199,15 @@ export function createA2aHttpHandler(
 
   function sendFailure(response: Response, requestId: JsonRpcId, error: unknown, method: string): void {
     if (!(error instanceof AppError)) log.error({ err: error, method }, 'A2A method failed');
-    sendJsonRpcError(response, requestId, sanitise(toAppError(error), error, method));
+    sendJsonRpcError(response, requestId, sanitise(error, method));
   }
 
   return [readBody, bodyErrors, handle];
 }
 
 /** Keeps AppErrors as they are; anything else becomes INTERNAL without leaking its message. */
-function sanitise(appError: AppError, original: unknown, method: string): AppError {
-  return original instanceof AppError
-    ? appError
+function sanitise(error: unknown, method: string): AppError {
+  return error instanceof AppError
+    ? error
     : new AppError('INTERNAL', `internal error while serving ${method}`);
 }

@@ -22,7 +22,7 @@ import {
 } from './attestation.js';
 import { loadConfig, readConfigJson } from './config.js';
 import { AppError, isAppError, toAppError } from './errors.js';
-import { createLink, type Link } from './link.js';
+import { createLink, tokenBucket, type Link } from './link.js';
 import { createLogger, silentLogger, type Logger } from './log.js';
 import { lockfilePath, LOCAL_SPOKES } from './layout.js';
 import { createMeasurer, type Measurer } from './measure.js';
@@ -118,22 +118,6 @@ const DEFAULT_PEER_TIMEOUT_MS = 120_000;
 const EvidenceRequestSchema = z
   .object({ nonce: z.string().min(1).max(128), sid: z.string().min(1).max(128) })
   .strict();
-
-/** A token bucket; `take()` is false when the rate is exceeded. */
-function tokenBucket(ratePerSecond: number, burst: number): { take(): boolean } {
-  let tokens = burst;
-  let last = performance.now();
-  return {
-    take() {
-      const now = performance.now();
-      tokens = Math.min(burst, tokens + ((now - last) / 1000) * ratePerSecond);
-      last = now;
-      if (tokens < 1) return false;
-      tokens -= 1;
-      return true;
-    },
-  };
-}
 
 function sendHttpError(response: express.Response, error: AppError): void {
   if (error.retryAfterSeconds !== undefined)

@@ -2,9 +2,10 @@
 // event streams, messageId dedupe, bounded capacity and queue, deadlines, cancellation and shutdown, and the
 // six A2A methods served identically over HTTP and the hub link.
 import { randomUUID } from 'node:crypto';
-import { AppError, toAppError, type ErrorCode, ERROR_CODES } from './errors.js';
+import { AppError, isErrorCode, toAppError } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import {
+  A2A_METHODS,
   ArtifactSchema,
   META,
   dataOf,
@@ -125,10 +126,6 @@ function snapshot(task: Task, options: { historyLength?: number; includeArtifact
   }
   if (task.metadata !== undefined) copy.metadata = { ...task.metadata };
   return copy;
-}
-
-function isErrorCode(value: unknown): value is ErrorCode {
-  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
 }
 
 /** Words of a text for the deterministic skill match: lower-case runs of letters and digits. */
@@ -669,17 +666,7 @@ export function createTaskEngine(options: TaskEngineOptions): TaskEngine {
         const _unhandled: never = a2aMethod;
         return Promise.reject(
           new AppError('METHOD_NOT_FOUND', `unknown method ${String(_unhandled)}`, {
-            details: {
-              method,
-              methods: [
-                'SendMessage',
-                'SendStreamingMessage',
-                'GetTask',
-                'ListTasks',
-                'CancelTask',
-                'SubscribeToTask',
-              ],
-            },
+            details: { method, methods: Object.keys(A2A_METHODS) },
           }),
         );
       }
