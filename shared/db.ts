@@ -273,9 +273,9 @@ export function dataDirLockPath(dataDir: string): string {
  * lock is stale (the recorded process is gone).
  */
 export async function readDataDirOwner(dataDir: string): Promise<DataDirOwner | undefined> {
-  const owner = await readLockFile(dataDirLockPath(dataDir));
-  if (owner === undefined) return undefined;
-  return isOwnerAlive(owner, dataDirLockPath(dataDir)) ? owner : undefined;
+  const lockPath = dataDirLockPath(dataDir);
+  const owner = await readLockFile(lockPath);
+  return owner !== undefined && isOwnerAlive(owner, lockPath) ? owner : undefined;
 }
 
 async function readLockFile(lockPath: string): Promise<DataDirOwner | undefined> {
@@ -433,7 +433,7 @@ const SELECT_APPLIED_VERSION = `SELECT checksum FROM schema_migrations WHERE sco
 const INSERT_APPLIED = `INSERT INTO schema_migrations (scope, version, name, checksum) VALUES ($1, $2, $3, $4)`;
 
 /** Reads the numbered migration files of `migrationsDir` in order; rejects duplicate numbers and odd names. */
-export async function readMigrations(migrationsDir: string): Promise<MigrationFile[]> {
+async function readMigrations(migrationsDir: string): Promise<MigrationFile[]> {
   const entries = (await readdir(migrationsDir)).filter((name) => name.endsWith('.sql')).sort();
   const seen = new Map<string, string>();
   const files: MigrationFile[] = [];

@@ -21,7 +21,7 @@ export interface DeferredLlm extends LlmClient {
 }
 
 /** Wraps a loading model; `label` names it (the configured path or URI) until it has loaded. */
-export function createDeferredLlm(loading: Promise<LlmRuntime>, label: string): DeferredLlm {
+function createDeferredLlm(loading: Promise<LlmRuntime>, label: string): DeferredLlm {
   let runtime: LlmRuntime | null = null;
   let failure: AppError | null = null;
   const ready = loading.then(

@@ -143,8 +143,15 @@ export function ggmlTensorBytes(typeId: number, dims: readonly (number | bigint)
   return (elements / layout.blockWeights) * layout.blockBytes;
 }
 
+/** The block layout of a type the writer produces (every one of them is in the table). */
+function writerLayout(type: GgufTensorType): { blockWeights: number; blockBytes: number } {
+  const layout = GGML_TYPE_LAYOUT[GGML_TYPE_ID[type]];
+  if (layout === undefined) throw new AppError('INTERNAL', `no layout for ${type}`);
+  return layout;
+}
+
 /** The name of a ggml type id (`Q4_K`), or `type <id>` when unknown. */
-export function ggmlTypeName(typeId: number): string {
+function ggmlTypeName(typeId: number): string {
   return GGML_TYPE_LAYOUT[typeId]?.name ?? `type ${typeId}`;
 }
 
@@ -256,9 +263,7 @@ export function float32ToFloat16Bits(value: number): number {
 
 /** Writes `count` random valid blocks of `type` (values of roughly `std` deviation, finite small f16 scales). */
 function randomBlocks(type: GgufTensorType, count: number, std: number, random: SeededRandom): Buffer {
-  const layout = GGML_TYPE_LAYOUT[GGML_TYPE_ID[type]];
-  if (layout === undefined) throw new AppError('INTERNAL', `no layout for ${type}`);
-  const out = Buffer.alloc(count * layout.blockBytes);
+  const out = Buffer.alloc(count * writerLayout(type).blockBytes);
   switch (type) {
     case 'F32':
       for (let i = 0; i < count; i++) out.writeFloatLE(random.normal() * std, i * 4);
@@ -320,6 +325,28 @@ function constantBlocks(type: GgufTensorType, count: number, value: number): Buf
   throw new AppError('BAD_REQUEST', `constant fill needs an F32 or F16 tensor, not ${type}`);
 }
 
+type ScalarValue = string | number | bigint | boolean;
+
+/** Size and little-endian writer of every fixed-width scalar type (strings are length-prefixed). */
+const FIXED_SCALARS: Readonly<
+  Record<
+    Exclude<GgufScalarType, 'string'>,
+    { bytes: number; write: (buffer: Buffer, value: ScalarValue) => void }
+  >
+> = {
+  u8: { bytes: 1, write: (buffer, value) => buffer.writeUInt8(Number(value)) },
+  i8: { bytes: 1, write: (buffer, value) => buffer.writeInt8(Number(value)) },
+  u16: { bytes: 2, write: (buffer, value) => buffer.writeUInt16LE(Number(value)) },
+  i16: { bytes: 2, write: (buffer, value) => buffer.writeInt16LE(Number(value)) },
+  u32: { bytes: 4, write: (buffer, value) => buffer.writeUInt32LE(Number(value)) },
+  i32: { bytes: 4, write: (buffer, value) => buffer.writeInt32LE(Number(value)) },
+  f32: { bytes: 4, write: (buffer, value) => buffer.writeFloatLE(Number(value)) },
+  bool: { bytes: 1, write: (buffer, value) => buffer.writeUInt8(value === true ? 1 : 0) },
+  u64: { bytes: 8, write: (buffer, value) => buffer.writeBigUInt64LE(BigInt(value)) },
+  i64: { bytes: 8, write: (buffer, value) => buffer.writeBigInt64LE(BigInt(value)) },
+  f64: { bytes: 8, write: (buffer, value) => buffer.writeDoubleLE(Number(value)) },
+};
+
 /** Accumulates little-endian GGUF header bytes. */
 class HeaderBuilder {
   private readonly parts: Buffer[] = [];
@@ -331,15 +358,11 @@ class HeaderBuilder {
   }
 
   u32(value: number): void {
-    const buffer = Buffer.alloc(4);
-    buffer.writeUInt32LE(value);
-    this.push(buffer);
+    this.scalar('u32', value);
   }
 
   u64(value: number | bigint): void {
-    const buffer = Buffer.alloc(8);
-    buffer.writeBigUInt64LE(BigInt(value));
-    this.push(buffer);
+    this.scalar('u64', value);
   }
 
   string(value: string): void {
@@ -348,45 +371,12 @@ class HeaderBuilder {
     this.push(bytes);
   }
 
-  scalar(type: GgufScalarType, value: string | number | bigint | boolean): void {
-    const buffer = Buffer.alloc(8);
-    switch (type) {
-      case 'u8':
-        buffer.writeUInt8(Number(value));
-        return this.push(buffer.subarray(0, 1));
-      case 'i8':
-        buffer.writeInt8(Number(value));
-        return this.push(buffer.subarray(0, 1));
-      case 'u16':
-        buffer.writeUInt16LE(Number(value));
-        return this.push(buffer.subarray(0, 2));
-      case 'i16':
-        buffer.writeInt16LE(Number(value));
-        return this.push(buffer.subarray(0, 2));
-      case 'u32':
-        buffer.writeUInt32LE(Number(value));
-        return this.push(buffer.subarray(0, 4));
-      case 'i32':
-        buffer.writeInt32LE(Number(value));
-        return this.push(buffer.subarray(0, 4));
-      case 'f32':
-        buffer.writeFloatLE(Number(value));
-        return this.push(buffer.subarray(0, 4));
-      case 'bool':
-        buffer.writeUInt8(value === true ? 1 : 0);
-        return this.push(buffer.subarray(0, 1));
-      case 'string':
-        return this.string(String(value));
-      case 'u64':
-        buffer.writeBigUInt64LE(BigInt(value));
-        return this.push(buffer);
-      case 'i64':
-        buffer.writeBigInt64LE(BigInt(value));
-        return this.push(buffer);
-      case 'f64':
-        buffer.writeDoubleLE(Number(value));
-        return this.push(buffer);
-    }
+  scalar(type: GgufScalarType, value: ScalarValue): void {
+    if (type === 'string') return this.string(String(value));
+    const { bytes, write } = FIXED_SCALARS[type];
+    const buffer = Buffer.alloc(bytes);
+    write(buffer, value);
+    this.push(buffer);
   }
 
   toBuffer(): Buffer {
@@ -486,8 +476,7 @@ export async function writeGguf(
         if (pendingBytes >= WRITE_CHUNK_BYTES) await flush();
       };
       for (const [index, { tensor, bytes }] of placed.entries()) {
-        const layout = GGML_TYPE_LAYOUT[GGML_TYPE_ID[tensor.type]];
-        if (layout === undefined) throw new AppError('INTERNAL', `no layout for ${tensor.type}`);
+        const layout = writerLayout(tensor.type);
         const blocks = bytes / layout.blockBytes;
         if (tensor.fill.kind === 'constant') {
           await emit(constantBlocks(tensor.type, blocks, tensor.fill.value));
@@ -588,6 +577,11 @@ const TOKEN_TYPE_UNKNOWN = 2;
 const TOKEN_TYPE_CONTROL = 3;
 const TOKEN_TYPE_BYTE = 6;
 
+/** The SPM byte-fallback token of `byte`: `<0x0A>`. */
+function byteTokenName(byte: number): string {
+  return `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`;
+}
+
 /** A SentencePiece-style vocabulary: tokens, scores and token types of equal length. */
 export interface LlamaVocabulary {
   readonly tokens: readonly string[];
@@ -617,7 +611,7 @@ export function buildLlamaVocabulary(size: number): LlamaVocabulary {
   add('</s>', TOKEN_TYPE_CONTROL, 0);
   for (const control of MISTRAL_CONTROL_TOKENS) add(control, TOKEN_TYPE_CONTROL, 0);
   for (let byte = 0; byte < 256; byte++) {
-    add(`<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`, TOKEN_TYPE_BYTE, 0);
+    add(byteTokenName(byte), TOKEN_TYPE_BYTE, 0);
   }
   const minimum = tokens.length;
   if (size < minimum + 1) {
@@ -692,7 +686,7 @@ export function buildLlamaModelSpec(shape: LlamaModelShape): GgufFileSpec {
   const tensors: GgufTensorSpec[] = [matrix('token_embd.weight', null, [embd, vocab], 1)];
   for (let block = 0; block < shape.blockCount; block++) {
     tensors.push(
-      { ...norm(`blk.${block}.attn_norm.weight`) },
+      norm(`blk.${block}.attn_norm.weight`),
       matrix('attn_q.weight', block, [embd, embd], 0.02),
       matrix('attn_k.weight', block, [embd, kvWidth], 0.02),
       matrix('attn_v.weight', block, [embd, kvWidth], 0.02),
@@ -852,6 +846,20 @@ function positiveInteger(value: unknown): number | undefined {
   return typeof number === 'number' && Number.isInteger(number) && number > 0 ? number : undefined;
 }
 
+/** The size of the model file at `path`; throws `MODEL_NOT_FOUND` saying where to put it when none is there. */
+export async function modelFileSize(path: string): Promise<number> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new Error('not a regular file');
+    return info.size;
+  } catch (error) {
+    throw new AppError('MODEL_NOT_FOUND', `model file not found: put the GGUF file at ${path}`, {
+      details: { path },
+      cause: error,
+    });
+  }
+}
+
 /**
  * Reads a model file's GGUF header in JS and lists every reason llama.cpp would refuse it or abort on it:
  * not GGUF, architecture other than `llama`, a missing or non-positive hyper-parameter (feed_forward_length
@@ -860,17 +868,7 @@ function positiveInteger(value: unknown): number | undefined {
  * Throws `MODEL_NOT_FOUND` when the file does not exist; never loads the native library.
  */
 export async function inspectModelFile(path: string): Promise<GgufModelInspection> {
-  let fileBytes: number;
-  try {
-    const info = await stat(path);
-    if (!info.isFile()) throw new Error('not a regular file');
-    fileBytes = info.size;
-  } catch (error) {
-    throw new AppError('MODEL_NOT_FOUND', `model file not found: put the GGUF file at ${path}`, {
-      details: { path },
-      cause: error,
-    });
-  }
+  const fileBytes = await modelFileSize(path);
   const { readGgufFileInfo } = await import('node-llama-cpp');
   const problems: string[] = [];
   const emptySummary: GgufModelSummary = {
@@ -949,7 +947,7 @@ export async function inspectModelFile(path: string): Promise<GgufModelInspectio
     const missingBytes: string[] = [];
     const mistypedBytes: string[] = [];
     for (let byte = 0; byte < 256; byte++) {
-      const token = `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`;
+      const token = byteTokenName(byte);
       const index = tokenIndex.get(token);
       if (index === undefined) missingBytes.push(token);
       else if (Array.isArray(tokenTypes) && Number(tokenTypes[index]) !== TOKEN_TYPE_BYTE)

@@ -142,11 +142,6 @@ export interface GroundingReport {
   readonly ungrounded: readonly UngroundedStatement[];
 }
 
-/** True when a quoted number matches a fact within the rounding its display implies. */
-export function isQuotedNumberGrounded(quoted: QuotedNumber, facts: FactSet): boolean {
-  return facts.has(quoted.value, quoted.tolerance);
-}
-
 function sentenceAround(text: string, index: number): string {
   // A sentence ends at . ! ? followed by whitespace, or at a newline; a decimal point is not an end.
   let start = 0;
@@ -179,7 +174,8 @@ export function checkGrounding(
     for (const text of stringsIn(content)) {
       for (const quoted of extractNumbers(text)) {
         checked += 1;
-        if (isQuotedNumberGrounded(quoted, facts)) grounded += 1;
+        // A quoted number is grounded when a fact lies within the rounding its display implies.
+        if (facts.has(quoted.value, quoted.tolerance)) grounded += 1;
         else ungrounded.push({ section, text: sentenceAround(text, quoted.index), number: quoted.text });
       }
     }
@@ -220,7 +216,7 @@ export interface GroundedNarrative<T> {
 }
 
 /** The feedback appended to the prompt when a narrative quoted numbers the code did not compute. */
-export function groundingFeedback(ungrounded: readonly UngroundedStatement[]): string {
+function groundingFeedback(ungrounded: readonly UngroundedStatement[]): string {
   const listed = ungrounded
     .slice(0, 12)
     .map((item) => `- ${item.number} in ${item.section}: "${item.text}"`)

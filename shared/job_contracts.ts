@@ -154,7 +154,7 @@ export function marketingSchedules(tz = 'UTC'): readonly ScheduleDefinition[] {
 }
 
 /** True when `tz` is an IANA time zone this runtime knows. */
-export function isValidTimeZone(tz: string): boolean {
+function isValidTimeZone(tz: string): boolean {
   try {
     new Intl.DateTimeFormat('en', { timeZone: tz });
     return true;

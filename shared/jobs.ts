@@ -300,10 +300,6 @@ function runKeyOf(queue: string, job: Job): string {
   return typeof data?.runKey === 'string' && data.runKey !== '' ? data.runKey : `${queue}:${job.id ?? ''}`;
 }
 
-function isUnrecoverable(error: unknown): boolean {
-  return error instanceof UnrecoverableError || isAppError(error, 'VALIDATION_FAILED');
-}
-
 function buildRunner(
   backend: JobBackend,
   factory: BullFactory,
@@ -426,9 +422,8 @@ function buildRunner(
         try {
           return await handler(context);
         } catch (error) {
-          if (isUnrecoverable(error) && !(error instanceof UnrecoverableError)) {
-            throw new UnrecoverableError((error as Error).message);
-          }
+          // Invalid job data cannot be fixed by a retry: BullMQ fails it at once.
+          if (isAppError(error, 'VALIDATION_FAILED')) throw new UnrecoverableError(error.message);
           throw error;
         } finally {
           bullSignal?.removeEventListener('abort', onBullAbort);

@@ -27,7 +27,7 @@ export function maxJsonLength(schema: JsonSchema): number | null {
     case 'null':
       return 4;
     case 'array': {
-      if (typeof schema.maxItems !== 'number') return schema.maxItems === 0 ? 2 : null;
+      if (typeof schema.maxItems !== 'number') return null;
       const item = maxJsonLength((schema.items ?? {}) as JsonSchema);
       return item === null ? null : 2 + schema.maxItems * (item + 1);
     }

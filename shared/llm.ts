@@ -2,7 +2,6 @@
 // budget before loading, then serves structured/text generation and embeddings through LlmClient, with one
 // queued context sequence per slot so a shared system prompt's evaluated prefix is reused.
 import { availableParallelism } from 'node:os';
-import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import {
   createModelDownloader,
@@ -21,7 +20,7 @@ import {
   type Token,
 } from 'node-llama-cpp';
 import { AppError, isAppError } from './errors.js';
-import { validateModelFile } from './gguf.js';
+import { modelFileSize, validateModelFile } from './gguf.js';
 import type {
   JsonSchema,
   LlmClient,
@@ -112,7 +111,7 @@ const llamaInstances = new Map<string, Promise<Llama>>();
  * compiled or downloaded: a missing binary fails fast). llama.cpp's warnings and errors go to the logger of
  * the first caller.
  */
-export function sharedLlama(gpu: LlmGpu, threads: number, log: Logger): Promise<Llama> {
+function sharedLlama(gpu: LlmGpu, threads: number, log: Logger): Promise<Llama> {
   const key = `${String(gpu)}:${threads}`;
   let instance = llamaInstances.get(key);
   if (instance === undefined) {
@@ -190,15 +189,8 @@ export async function resolveModelFile(model: string, options: ResolveModelFileO
   const log = options.log ?? silentLogger();
   if (!isRemoteModel(model)) {
     const path = resolvePath(model);
-    try {
-      const info = await stat(path);
-      if (info.isFile()) return path;
-    } catch {
-      // reported below with the path the operator must fill
-    }
-    throw new AppError('MODEL_NOT_FOUND', `model file not found: put the GGUF file at ${path}`, {
-      details: { path },
-    });
+    await modelFileSize(path);
+    return path;
   }
   const cacheDir = resolvePath(options.cacheDir);
   let expectedPath: string | undefined;

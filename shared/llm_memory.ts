@@ -10,13 +10,13 @@ export const BYTES_PER_MB = 1_000_000;
  * Resident memory of the Node process plus llama.cpp's runtime before any model is loaded (measured: a
  * whole tiny-model script peaks at ~150 MB RSS).
  */
-export const RUNTIME_BASE_BYTES = 160 * 1024 * 1024;
+const RUNTIME_BASE_BYTES = 160 * 1024 * 1024;
 
 /** llama.cpp's default evaluation batch size, which sizes the compute buffers. */
-export const DEFAULT_BATCH_SIZE = 512;
+const DEFAULT_BATCH_SIZE = 512;
 
 /** Contexts are chosen in steps of this many tokens. */
-export const CONTEXT_STEP_TOKENS = 256;
+const CONTEXT_STEP_TOKENS = 256;
 
 /** The shape numbers the estimate needs. */
 export type ModelMemoryShape = Pick<
@@ -78,7 +78,7 @@ export function kvCacheBytesPerToken(shape: ModelMemoryShape): number {
  * vocabulary, gate and up projections, attention in/out). About 150 MiB for Mistral-7B at batch 512,
  * against ~120 MiB measured.
  */
-export function computeBufferBytes(shape: ModelMemoryShape, batchSize: number): number {
+function computeBufferBytes(shape: ModelMemoryShape, batchSize: number): number {
   return batchSize * (shape.vocabularySize + 2 * shape.feedForwardLength + 4 * shape.embeddingLength) * 4;
 }
 

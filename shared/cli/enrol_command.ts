@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { enrolLocal, type Enrolment, type EnrolmentSpoke } from '../enrolment.js';
 import { AppError } from '../errors.js';
 import { LOCAL_SPOKES, lockfilePath, resolveStateDir, spokeCodePaths } from '../layout.js';
-import { DEFAULT_MODEL_URI, resolveModelFile } from '../llm.js';
+import { DEFAULT_MODEL_URI, isRemoteModel, resolveModelFile } from '../llm.js';
 import type { CliCommand, CliIo } from './io.js';
 
 /** What to enrol: the state directory, model settings and spoke addresses. */
@@ -43,11 +43,6 @@ export function portFromEnv(env: CliIo['env'], name: string, fallback: number): 
  */
 const REGISTRY_TIMEOUT_MS = 5_000;
 
-/** A local path setting is made absolute against the working directory; URIs pass through. */
-function resolveSetting(cwd: string, setting: string): string {
-  return setting.startsWith('hf:') || /^[a-z]+:\/\//.test(setting) ? setting : resolve(cwd, setting);
-}
-
 /**
  * Turns a model setting into a local file, downloading an `hf:` URI into the cache once (with progress on
  * stderr). When the model cannot be had (offline, wrong path) the system still starts without it and says
@@ -60,7 +55,8 @@ async function obtainModel(
   cacheDir: string,
 ): Promise<string | null> {
   try {
-    return await resolveModelFile(resolveSetting(io.cwd, setting), {
+    // A local path is relative to the command's working directory; a URI passes through.
+    return await resolveModelFile(isRemoteModel(setting) ? setting : resolve(io.cwd, setting), {
       cacheDir,
       signal: io.signal,
       registryTimeoutMs: REGISTRY_TIMEOUT_MS,
@@ -106,8 +102,20 @@ export async function prepareEnrolment(
   return { enrolment, spokes };
 }
 
-/** Reads the options `up` and `enrol` share; throws a usage error message on bad options. */
-export function parseEnrolmentOptions(io: CliIo, extraBooleans: readonly string[] = []): EnrolmentRequest {
+/**
+ * Reads the options `up` and `enrol` share; on bad options writes the reason and `usage` to stderr and
+ * returns null (the command then exits with 2).
+ */
+export function parseEnrolmentOptions(io: CliIo, usage: string): EnrolmentRequest | null {
+  try {
+    return readEnrolmentOptions(io);
+  } catch (error) {
+    io.stderr(`${(error as Error).message}\n${usage}`);
+    return null;
+  }
+}
+
+function readEnrolmentOptions(io: CliIo): EnrolmentRequest {
   const { values } = parseArgs({
     args: [...io.argv],
     options: {
@@ -116,7 +124,6 @@ export function parseEnrolmentOptions(io: CliIo, extraBooleans: readonly string[
       'state-dir': { type: 'string' },
       host: { type: 'string', multiple: true },
       reenrol: { type: 'boolean' },
-      ...Object.fromEntries(extraBooleans.map((name) => [name, { type: 'boolean' as const }])),
     },
   });
   const hosts: Record<string, string> = {};
@@ -155,13 +162,8 @@ const USAGE =
 
 /** `agenthub enrol`. */
 export const enrolCommand: CliCommand = async (io) => {
-  let request: EnrolmentRequest;
-  try {
-    request = parseEnrolmentOptions(io);
-  } catch (error) {
-    io.stderr(`${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
+  const request = parseEnrolmentOptions(io, USAGE);
+  if (request === null) return 2;
   const { enrolment, spokes } = await prepareEnrolment(io, request);
   io.stdout(
     `${enrolment.created ? 'enrolled' : enrolment.reenrolled.length > 0 ? `re-measured ${enrolment.reenrolled.join(', ')}` : 'reusing the enrolment'} in ${enrolment.stateDir}\n`,

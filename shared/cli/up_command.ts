@@ -7,12 +7,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_HUB_PORT, REPO_ROOT } from '../layout.js';
-import {
-  parseEnrolmentOptions,
-  portFromEnv,
-  prepareEnrolment,
-  type EnrolmentRequest,
-} from './enrol_command.js';
+import { parseEnrolmentOptions, portFromEnv, prepareEnrolment } from './enrol_command.js';
 import type { CliCommand } from './io.js';
 import { runInfoPath, writeRunInfo } from './run_info.js';
 
@@ -101,13 +96,8 @@ export async function readCardTenants(hubUrl: string, signal: AbortSignal): Prom
 
 /** `agenthub up`. */
 export const upCommand: CliCommand = async (io) => {
-  let request: EnrolmentRequest;
-  try {
-    request = parseEnrolmentOptions(io);
-  } catch (error) {
-    io.stderr(`${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
+  const request = parseEnrolmentOptions(io, USAGE);
+  if (request === null) return 2;
   const { stateDir } = request;
   const { enrolment, spokes } = await prepareEnrolment(io, request);
   io.stdout(
