@@ -19,6 +19,7 @@ import {
   type GuidelineChunk,
 } from '../spoke_marketing/retrieval.js';
 import { upsertMetrics, type MetricsInput } from '../spoke_marketing/store.js';
+import { seededRandom } from '../test/helpers/seeded_random.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const chunkCount = quick ? 1_000 : 10_000;
@@ -29,18 +30,6 @@ const postgresUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0
 /** hnsw.ef_search of the wide-candidate pass (pgvector's default is 40). */
 const WIDE_EF_SEARCH = 200;
 const migrationsDir = join(import.meta.dirname, '..', 'spoke_marketing', 'migrations');
-
-/** Deterministic uniform random numbers (mulberry32), so every run measures the same vectors. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function randomUnitVector(random: () => number): number[] {
   const vector = Array.from({ length: dimensions }, () => random() * 2 - 1);

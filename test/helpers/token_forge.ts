@@ -122,15 +122,3 @@ export function flipDecodedByte(token: string, which: 0 | 1 | 2, byteIndex: numb
   parts[which] = bytes.toString('base64url');
   return parts.join('.');
 }
-
-/** A small seeded PRNG (mulberry32) so fuzz runs are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -1,19 +1,17 @@
 // shared/db.ts on both engines: migrations (twice, concurrently, without vectors on PostgreSQL 15), transactions,
 // the embedded data-directory lock, and data surviving a PGlite restart.
 import { spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataDirLockPath, migrate, openDatabase, readDataDirOwner, type Database } from '../../shared/db.js';
 import { isAppError } from '../../shared/errors.js';
 import { REPO_ROOT } from '../helpers/shared_data.js';
+import { createScratchDatabase, postgresReachable, type ScratchDatabase } from '../helpers/postgres.js';
 
 const MARKETING_MIGRATIONS = join(REPO_ROOT, 'spoke_marketing', 'migrations');
 const HUB_MIGRATIONS = join(REPO_ROOT, 'hub', 'migrations');
-const ADMIN_URL = process.env.AGENTHUB_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 const RELATIONAL_MIGRATIONS = [
   '001_campaigns.sql',
@@ -33,38 +31,6 @@ const HUB_MIGRATION_FILES = [
   '004_task_store.sql',
 ];
 
-async function postgresReachable(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    console.warn(`skipping PostgreSQL tests: ${ADMIN_URL} is not reachable`);
-    return false;
-  }
-}
-
-/** Creates a throw-away database on the PostgreSQL server and returns its URL and a drop function. */
-async function createScratchDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `agenthub_test_${randomUUID().replaceAll('-', '')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const dropper = new pg.Client({ connectionString: ADMIN_URL });
-      await dropper.connect();
-      await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await dropper.end();
-    },
-  };
-}
-
 async function tableNames(db: Database): Promise<string[]> {
   const result = await db.query<{ table_name: string }>(
     `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name`,
@@ -72,87 +38,92 @@ async function tableNames(db: Database): Promise<string[]> {
   return result.rows.map((row) => row.table_name);
 }
 
-describe.skipIf(!(await postgresReachable()))('migrations on the real PostgreSQL 15 (no pgvector)', () => {
-  let scratch: { url: string; drop: () => Promise<void> };
-  let db: Database;
+describe.skipIf(!(await postgresReachable('PostgreSQL tests')))(
+  'migrations on the real PostgreSQL 15 (no pgvector)',
+  () => {
+    let scratch: ScratchDatabase;
+    let db: Database;
 
-  beforeAll(async () => {
-    scratch = await createScratchDatabase();
-    db = await openDatabase({ databaseUrl: scratch.url, service: 'test' });
-  });
-  afterAll(async () => {
-    await db?.close();
-    await scratch?.drop();
-  });
-
-  it('reports that the server has no pgvector', () => {
-    expect(db.kind).toBe('postgres');
-    expect(db.hasVector).toBe(false);
-  });
-
-  it('refuses a vector migration with PGVECTOR_MISSING, saying how to get pgvector, before applying anything', async () => {
-    const error = await migrate(db, MARKETING_MIGRATIONS).catch((caught: unknown) => caught);
-    expect(isAppError(error, 'PGVECTOR_MISSING')).toBe(true);
-    expect((error as Error).message).toMatch(/008_brand_guideline_vectors\.sql/);
-    expect((error as Error).message).toMatch(/pgvector\/pgvector/);
-    expect((error as Error).message).toMatch(/skipVector/);
-    expect(await tableNames(db)).toEqual(['schema_migrations']);
-  });
-
-  it('applies everything but vectors with skipVector, and a second run applies nothing', async () => {
-    const first = await migrate(db, MARKETING_MIGRATIONS, { skipVector: true });
-    expect(first.applied).toEqual(RELATIONAL_MIGRATIONS);
-    expect(first.skipped).toEqual([VECTOR_MIGRATION]);
-    const second = await migrate(db, MARKETING_MIGRATIONS, { skipVector: true });
-    expect(second).toEqual({ applied: [], skipped: [VECTOR_MIGRATION] });
-    const tables = await tableNames(db);
-    for (const table of ['campaigns', 'marketing_metrics', 'leads', 'conversion_uploads', 'job_runs']) {
-      expect(tables).toContain(table);
-    }
-    expect(tables).not.toContain('brand_guideline_chunks');
-  });
-
-  it('keeps separate ledgers per scope, so the hub and a spoke can share one database', async () => {
-    const hub = await migrate(db, HUB_MIGRATIONS);
-    expect(hub.applied).toEqual(HUB_MIGRATION_FILES);
-    const ledger = await db.query<{ scope: string; n: string }>(
-      `SELECT scope, count(*) AS n FROM schema_migrations GROUP BY scope ORDER BY scope`,
-    );
-    expect(ledger.rows).toEqual([
-      { scope: 'hub', n: String(HUB_MIGRATION_FILES.length) },
-      { scope: 'spoke_marketing', n: String(RELATIONAL_MIGRATIONS.length) },
-    ]);
-  });
-
-  it('applies each migration exactly once when two processes migrate at the same time', async () => {
-    const other = await createScratchDatabase();
-    const first = await openDatabase({ databaseUrl: other.url, service: 'a' });
-    const second = await openDatabase({ databaseUrl: other.url, service: 'b' });
-    try {
-      const [a, b] = await Promise.all([
-        migrate(first, MARKETING_MIGRATIONS, { skipVector: true }),
-        migrate(second, MARKETING_MIGRATIONS, { skipVector: true }),
-      ]);
-      expect([...a.applied, ...b.applied].sort()).toEqual(RELATIONAL_MIGRATIONS);
-      const count = await first.query<{ n: string }>(`SELECT count(*) AS n FROM schema_migrations`);
-      expect(count.rows[0]?.n).toBe(String(RELATIONAL_MIGRATIONS.length));
-    } finally {
-      await first.close();
-      await second.close();
-      await other.drop();
-    }
-  });
-
-  it('rolls a failed transaction back', async () => {
-    const attempt = db.transaction(async (tx) => {
-      await tx.query(`INSERT INTO campaigns (id, name, channel) VALUES ('c-rollback', 'Rollback', 'search')`);
-      throw new Error('boom');
+    beforeAll(async () => {
+      scratch = await createScratchDatabase('agenthub_test');
+      db = await openDatabase({ databaseUrl: scratch.url, service: 'test' });
     });
-    await expect(attempt).rejects.toThrow('boom');
-    const rows = await db.query(`SELECT id FROM campaigns WHERE id = 'c-rollback'`);
-    expect(rows.rows).toHaveLength(0);
-  });
-});
+    afterAll(async () => {
+      await db?.close();
+      await scratch?.drop();
+    });
+
+    it('reports that the server has no pgvector', () => {
+      expect(db.kind).toBe('postgres');
+      expect(db.hasVector).toBe(false);
+    });
+
+    it('refuses a vector migration with PGVECTOR_MISSING, saying how to get pgvector, before applying anything', async () => {
+      const error = await migrate(db, MARKETING_MIGRATIONS).catch((caught: unknown) => caught);
+      expect(isAppError(error, 'PGVECTOR_MISSING')).toBe(true);
+      expect((error as Error).message).toMatch(/008_brand_guideline_vectors\.sql/);
+      expect((error as Error).message).toMatch(/pgvector\/pgvector/);
+      expect((error as Error).message).toMatch(/skipVector/);
+      expect(await tableNames(db)).toEqual(['schema_migrations']);
+    });
+
+    it('applies everything but vectors with skipVector, and a second run applies nothing', async () => {
+      const first = await migrate(db, MARKETING_MIGRATIONS, { skipVector: true });
+      expect(first.applied).toEqual(RELATIONAL_MIGRATIONS);
+      expect(first.skipped).toEqual([VECTOR_MIGRATION]);
+      const second = await migrate(db, MARKETING_MIGRATIONS, { skipVector: true });
+      expect(second).toEqual({ applied: [], skipped: [VECTOR_MIGRATION] });
+      const tables = await tableNames(db);
+      for (const table of ['campaigns', 'marketing_metrics', 'leads', 'conversion_uploads', 'job_runs']) {
+        expect(tables).toContain(table);
+      }
+      expect(tables).not.toContain('brand_guideline_chunks');
+    });
+
+    it('keeps separate ledgers per scope, so the hub and a spoke can share one database', async () => {
+      const hub = await migrate(db, HUB_MIGRATIONS);
+      expect(hub.applied).toEqual(HUB_MIGRATION_FILES);
+      const ledger = await db.query<{ scope: string; n: string }>(
+        `SELECT scope, count(*) AS n FROM schema_migrations GROUP BY scope ORDER BY scope`,
+      );
+      expect(ledger.rows).toEqual([
+        { scope: 'hub', n: String(HUB_MIGRATION_FILES.length) },
+        { scope: 'spoke_marketing', n: String(RELATIONAL_MIGRATIONS.length) },
+      ]);
+    });
+
+    it('applies each migration exactly once when two processes migrate at the same time', async () => {
+      const other = await createScratchDatabase('agenthub_test');
+      const first = await openDatabase({ databaseUrl: other.url, service: 'a' });
+      const second = await openDatabase({ databaseUrl: other.url, service: 'b' });
+      try {
+        const [a, b] = await Promise.all([
+          migrate(first, MARKETING_MIGRATIONS, { skipVector: true }),
+          migrate(second, MARKETING_MIGRATIONS, { skipVector: true }),
+        ]);
+        expect([...a.applied, ...b.applied].sort()).toEqual(RELATIONAL_MIGRATIONS);
+        const count = await first.query<{ n: string }>(`SELECT count(*) AS n FROM schema_migrations`);
+        expect(count.rows[0]?.n).toBe(String(RELATIONAL_MIGRATIONS.length));
+      } finally {
+        await first.close();
+        await second.close();
+        await other.drop();
+      }
+    });
+
+    it('rolls a failed transaction back', async () => {
+      const attempt = db.transaction(async (tx) => {
+        await tx.query(
+          `INSERT INTO campaigns (id, name, channel) VALUES ('c-rollback', 'Rollback', 'search')`,
+        );
+        throw new Error('boom');
+      });
+      await expect(attempt).rejects.toThrow('boom');
+      const rows = await db.query(`SELECT id FROM campaigns WHERE id = 'c-rollback'`);
+      expect(rows.rows).toHaveLength(0);
+    });
+  },
+);
 
 describe('embedded PGlite database', () => {
   let root: string;

@@ -1,31 +1,17 @@
 // spoke_marketing/importer.ts on PGlite and on the real PostgreSQL 15: valid files land, one bad row imports
 // nothing and the error names the line and the field, re-imports replace instead of doubling.
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, openDatabase, type Database, type Queryable } from '../../shared/db.js';
 import { isAppError, type AppError } from '../../shared/errors.js';
 import { importFile, importLeads, importMetrics, parseMetrics } from '../../spoke_marketing/importer.js';
 import { selectLeadsByPeriod, selectMetricsByPeriod } from '../../spoke_marketing/store.js';
 import { REPO_ROOT } from '../helpers/shared_data.js';
+import { createScratchDatabase, postgresReachable } from '../helpers/postgres.js';
 
 const MIGRATIONS = join(REPO_ROOT, 'spoke_marketing', 'migrations');
-const ADMIN_URL = process.env.AGENTHUB_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function postgresReachable(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    console.warn(`skipping PostgreSQL import tests: ${ADMIN_URL} is not reachable`);
-    return false;
-  }
-}
 
 interface Engine {
   readonly db: Database;
@@ -46,23 +32,14 @@ async function pgliteEngine(): Promise<Engine> {
 }
 
 async function postgresEngine(): Promise<Engine> {
-  const name = `agenthub_test_${randomUUID().replaceAll('-', '')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  const db = await openDatabase({ databaseUrl: url.toString(), service: 'marketing' });
+  const scratch = await createScratchDatabase('agenthub_test');
+  const db = await openDatabase({ databaseUrl: scratch.url, service: 'marketing' });
   await migrate(db, MIGRATIONS, { skipVector: true });
   return {
     db,
     dispose: async () => {
       await db.close();
-      const dropper = new pg.Client({ connectionString: ADMIN_URL });
-      await dropper.connect();
-      await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await dropper.end();
+      await scratch.drop();
     },
   };
 }
@@ -87,7 +64,7 @@ async function expectValidationError(promise: Promise<unknown>): Promise<AppErro
 
 const engines: [string, () => Promise<Engine>, boolean][] = [
   ['PGlite', pgliteEngine, true],
-  ['PostgreSQL 15', postgresEngine, await postgresReachable()],
+  ['PostgreSQL 15', postgresEngine, await postgresReachable('PostgreSQL import tests')],
 ];
 
 describe.each(engines)('importing on %s', (_name, start, available) => {

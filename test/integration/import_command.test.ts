@@ -4,25 +4,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../shared/cli/io.js';
 import { openDatabase } from '../../shared/db.js';
 import { importCommand, marketingDataDir } from '../../spoke_marketing/data_commands.js';
 import { selectMetricsByPeriod } from '../../spoke_marketing/store.js';
-
-function cliIo(argv: readonly string[], cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    argv,
-    env: {},
-    cwd,
-    stdout: (text) => out.push(text),
-    stderr: (text) => err.push(text),
-    signal: new AbortController().signal,
-    out,
-    err,
-  };
-}
+import { captureIo } from '../helpers/cli_io.js';
 
 const GOOD =
   'date,campaign,channel,spend,clicks\n2024-12-01,Q4,search,10.00,4\n2024-12-02,Q4,search,11.00,5\n';
@@ -41,11 +26,11 @@ describe('agenthub import', () => {
   });
 
   it('rejects a missing kind or file with a usage error', async () => {
-    expect(await importCommand(cliIo(['campaigns', 'x.csv'], root))).toBe(2);
-    const io = cliIo(['metrics'], root);
+    expect(await importCommand(captureIo(['campaigns', 'x.csv'], root))).toBe(2);
+    const io = captureIo(['metrics'], root);
     expect(await importCommand(io)).toBe(2);
     expect(io.err.join('')).toContain('import metrics needs a FILE');
-    const guidelines = cliIo(['guidelines', 'dir'], root);
+    const guidelines = captureIo(['guidelines', 'dir'], root);
     expect(await importCommand(guidelines)).toBe(2);
     expect(guidelines.err.join('')).toContain('--model FILE or set MODEL_PATH');
   });
@@ -54,12 +39,12 @@ describe('agenthub import', () => {
     const stateDir = join(root, 'state');
     const owner = await openDatabase({ dataDir: marketingDataDir(stateDir), service: 'marketing' });
     try {
-      const good = cliIo(['metrics', 'good.csv', '--state-dir', stateDir, '--json'], root);
+      const good = captureIo(['metrics', 'good.csv', '--state-dir', stateDir, '--json'], root);
       expect(await importCommand(good)).toBe(0);
       expect(JSON.parse(good.out.join(''))).toEqual({ kind: 'metrics', source: 'good.csv', rows: 2 });
       expect(good.err.join('')).toContain(`is owned by process ${process.pid}; going through it`);
 
-      const bad = cliIo(['metrics', 'bad.csv', '--state-dir', stateDir], root);
+      const bad = captureIo(['metrics', 'bad.csv', '--state-dir', stateDir], root);
       expect(await importCommand(bad)).toBe(1);
       expect(bad.err.join('')).toContain('[VALIDATION_FAILED]');
       expect(bad.err.join('')).toContain('bad.csv line 3, field spend: must be a decimal amount');
@@ -73,7 +58,7 @@ describe('agenthub import', () => {
 
   it('opens the embedded database itself when nobody owns it, and the rows persist', async () => {
     const stateDir = join(root, 'state');
-    const io = cliIo(['leads', 'leads.csv'], root);
+    const io = captureIo(['leads', 'leads.csv'], root);
     await writeFile(join(root, 'leads.csv'), 'external_id,created_at\nL-1,2024-12-01T10:00:00Z\n');
     expect(await importCommand({ ...io, env: { AGENTHUB_STATE_DIR: stateDir } })).toBe(0);
     expect(io.out.join('')).toBe('imported 1 leads row(s) from leads.csv\n');

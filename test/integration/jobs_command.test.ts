@@ -4,25 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../shared/cli/io.js';
 import { JOB_CONTRACTS, marketingSchedules } from '../../shared/job_contracts.js';
 import { createJobRunner, type JobRunner } from '../../shared/jobs.js';
 import { jobsCommand, jobsDataDir } from '../../spoke_marketing/data_commands.js';
-
-function cliIo(argv: readonly string[], cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    argv,
-    env: {},
-    cwd,
-    stdout: (text) => out.push(text),
-    stderr: (text) => err.push(text),
-    signal: new AbortController().signal,
-    out,
-    err,
-  };
-}
+import { captureIo } from '../helpers/cli_io.js';
 
 describe('agenthub jobs', () => {
   let root: string;
@@ -49,7 +34,7 @@ describe('agenthub jobs', () => {
   });
 
   it('says so when no queue exists yet', async () => {
-    const io = cliIo(['--state-dir', join(root, 'empty')], root);
+    const io = captureIo(['--state-dir', join(root, 'empty')], root);
     expect(await jobsCommand(io)).toBe(0);
     expect(io.out.join('')).toContain('no job queue yet');
   });
@@ -59,7 +44,7 @@ describe('agenthub jobs', () => {
     while ((await runner.failures()).length === 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    const io = cliIo(['--state-dir', join(root, 'state'), '--json'], root);
+    const io = captureIo(['--state-dir', join(root, 'state'), '--json'], root);
     expect(await jobsCommand(io)).toBe(0);
     const report = JSON.parse(io.out.join(''));
     expect(report.backend).toBe('postgres');
@@ -74,7 +59,7 @@ describe('agenthub jobs', () => {
       expect.objectContaining({ name: 'metrics-sync', failedReason: 'Google Ads API quota exhausted' }),
     ]);
 
-    const text = cliIo(['--state-dir', join(root, 'state')], root);
+    const text = captureIo(['--state-dir', join(root, 'state')], root);
     expect(await jobsCommand(text)).toBe(0);
     expect(text.out.join('')).toContain("cron '0 0 7 * * *' Europe/Paris");
     expect(text.out.join('')).toContain(

@@ -4,34 +4,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../shared/cli/io.js';
 import {
   analyzeAbtestCommand,
   analyzeClustersCommand,
   analyzeComplianceCommand,
   analyzeLtvCommand,
 } from '../../spoke_marketing/analytics_commands.js';
+import { captureIo } from '../helpers/cli_io.js';
 import { hasShared, sharedPath } from '../helpers/shared_data.js';
-
-interface FakeIo extends CliIo {
-  readonly out: string[];
-  readonly err: string[];
-}
-
-function fakeIo(argv: readonly string[], cwd: string): FakeIo {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    argv,
-    env: {},
-    cwd,
-    stdout: (text) => out.push(text),
-    stderr: (text) => err.push(text),
-    signal: new AbortController().signal,
-    out,
-    err,
-  };
-}
 
 let workDir: string;
 
@@ -55,7 +35,7 @@ afterAll(async () => {
 
 describe('analyze clusters', () => {
   it('prints one label per row, -1 for noise, using the numeric columns only', async () => {
-    const io = fakeIo(['--input', 'points.csv', '--min-cluster-size', '5'], workDir);
+    const io = captureIo(['--input', 'points.csv', '--min-cluster-size', '5'], workDir);
     expect(await analyzeClustersCommand(io)).toBe(0);
     const labels = io.out.join('').trim().split('\n').map(Number);
     expect(labels).toHaveLength(41);
@@ -69,7 +49,7 @@ describe('analyze clusters', () => {
   it.skipIf(!hasShared('data/hdbscan_iris.csv'))(
     'reproduces the R iris clustering through the CLI (JSON)',
     async () => {
-      const io = fakeIo(
+      const io = captureIo(
         ['--input', sharedPath('data/hdbscan_iris.csv'), '--min-cluster-size=5', '--json'],
         workDir,
       );
@@ -95,7 +75,7 @@ describe('analyze clusters', () => {
     [['--input', 'words.csv', '--min-cluster-size', '2'], 1, /no numeric columns/],
     [['--input', 'points.csv', '--min-cluster-size', '5', '--columns', 'x,z'], 1, /no column "z"/],
   ] as const)('argv %j exits %i with a clear message', async (argv, code, message) => {
-    const io = fakeIo(argv, workDir);
+    const io = captureIo(argv, workDir);
     expect(await analyzeClustersCommand(io)).toBe(code);
     expect(io.err.join('')).toMatch(message);
   });
@@ -114,7 +94,7 @@ describe('analyze abtest', () => {
   ];
 
   it('prints the vector values for 200/1000 vs 250/1000', async () => {
-    const io = fakeIo(compare, workDir);
+    const io = captureIo(compare, workDir);
     expect(await analyzeAbtestCommand(io)).toBe(0);
     const text = io.out.join('');
     expect(text).toContain('z (pooled) 2.677398');
@@ -125,7 +105,7 @@ describe('analyze abtest', () => {
   });
 
   it('warns about peeking when there were several looks and returns JSON on request', async () => {
-    const io = fakeIo([...compare, '--looks', '5', '--json'], workDir);
+    const io = captureIo([...compare, '--looks', '5', '--json'], workDir);
     expect(await analyzeAbtestCommand(io)).toBe(0);
     const result = JSON.parse(io.out.join('')) as {
       peeking: { actualFalsePositiveRate: number };
@@ -133,13 +113,13 @@ describe('analyze abtest', () => {
     };
     expect(result.peeking.actualFalsePositiveRate).toBeCloseTo(0.142, 3);
     expect(result.sampleRatioMismatch.mismatch).toBe(false);
-    const text = fakeIo([...compare, '--interim'], workDir);
+    const text = captureIo([...compare, '--interim'], workDir);
     await analyzeAbtestCommand(text);
     expect(text.out.join('')).toMatch(/WARNING: Interim look/);
   });
 
   it('flags a sample ratio mismatch', async () => {
-    const io = fakeIo(
+    const io = captureIo(
       [
         '--control-conversions',
         '500',
@@ -157,11 +137,11 @@ describe('analyze abtest', () => {
   });
 
   it('plans a sample size with the formula named', async () => {
-    const io = fakeIo(['sample-size', '--baseline', '0.2', '--mde', '0.05'], workDir);
+    const io = captureIo(['sample-size', '--baseline', '0.2', '--mde', '0.05'], workDir);
     expect(await analyzeAbtestCommand(io)).toBe(0);
     expect(io.out.join('')).toMatch(/^1031 visitors per arm \(2062 total; exact 1030\.2193\)/);
     expect(io.out.join('')).toMatch(/formula: Evan Miller/);
-    const pooled = fakeIo(
+    const pooled = captureIo(
       ['sample-size', '--baseline', '0.2', '--mde', '0.05', '--formula', 'pooled', '--json'],
       workDir,
     );
@@ -193,7 +173,7 @@ describe('analyze abtest', () => {
     ],
     [[...compare, '--looks', '0'], 2, /--looks must be an integer ≥ 1/],
   ] as const)('argv %j exits %i', async (argv, code, message) => {
-    const io = fakeIo(argv, workDir);
+    const io = captureIo(argv, workDir);
     expect(await analyzeAbtestCommand(io)).toBe(code);
     expect(io.err.join('')).toMatch(message);
   });
@@ -203,7 +183,7 @@ describe.skipIf(!hasShared('data/lifetimes_cdnow_customers_summary_with_transact
   'analyze ltv',
   () => {
     it('fits BG/NBD and Gamma-Gamma on CDNOW and prints one row per customer with units', async () => {
-      const io = fakeIo(
+      const io = captureIo(
         [
           '--input',
           sharedPath('data/lifetimes_cdnow_customers_summary_with_transactions.csv'),
@@ -230,13 +210,13 @@ describe.skipIf(!hasShared('data/lifetimes_cdnow_customers_summary_with_transact
     it('works without monetary values and rejects bad rows with the line number', async () => {
       const noMoney = join(workDir, 'rfm.csv');
       await writeFile(noMoney, 'frequency,recency,T\n0,0,10\n2,5,10\n1,1,8\n0,0,9\n3,9,10\n');
-      const io = fakeIo(['--input', noMoney, '--json'], workDir);
+      const io = captureIo(['--input', noMoney, '--json'], workDir);
       expect(await analyzeLtvCommand(io)).toBe(0);
       const result = JSON.parse(io.out.join('')) as { gammaGamma: null; customers: { clv: null }[] };
       expect(result.gammaGamma).toBeNull();
       expect(result.customers[0]!.clv).toBeNull();
       await writeFile(noMoney, 'frequency,recency,T\n1,12,10\n');
-      const bad = fakeIo(['--input', noMoney], workDir);
+      const bad = captureIo(['--input', noMoney], workDir);
       expect(await analyzeLtvCommand(bad)).toBe(1);
       expect(bad.err.join('')).toMatch(/VALIDATION_FAILED: .*rfm\.csv line 2/);
     });
@@ -245,10 +225,10 @@ describe.skipIf(!hasShared('data/lifetimes_cdnow_customers_summary_with_transact
 
 describe('analyze compliance', () => {
   it('exits 0 for compliant text and 3 with the findings for non-compliant text', async () => {
-    const clean = fakeIo(['--input', 'ad.txt'], workDir);
+    const clean = captureIo(['--input', 'ad.txt'], workDir);
     expect(await analyzeComplianceCommand(clean)).toBe(0);
     expect(clean.out.join('')).toMatch(/^COMPLIANT/);
-    const flagged = fakeIo(['--text', 'Adults only, no kids. Christian home.'], workDir);
+    const flagged = captureIo(['--text', 'Adults only, no kids. Christian home.'], workDir);
     expect(await analyzeComplianceCommand(flagged)).toBe(3);
     const text = flagged.out.join('');
     expect(text).toMatch(/^NON-COMPLIANT/);
@@ -257,7 +237,10 @@ describe('analyze compliance', () => {
   });
 
   it('prints JSON and checks extra classes on request', async () => {
-    const io = fakeIo(['--text', 'No Section 8', '--extra-classes', 'source_of_income', '--json'], workDir);
+    const io = captureIo(
+      ['--text', 'No Section 8', '--extra-classes', 'source_of_income', '--json'],
+      workDir,
+    );
     expect(await analyzeComplianceCommand(io)).toBe(3);
     const report = JSON.parse(io.out.join('')) as {
       compliant: boolean;
@@ -274,7 +257,7 @@ describe('analyze compliance', () => {
     [['--text', 'x', '--extra-classes', 'height'], 2, /unknown class "height"/],
     [['--input', 'nope.txt'], 1, /ENOENT/],
   ] as const)('argv %j exits %i', async (argv, code, message) => {
-    const io = fakeIo(argv, workDir);
+    const io = captureIo(argv, workDir);
     expect(await analyzeComplianceCommand(io)).toBe(code);
     expect(io.err.join('')).toMatch(message);
   });

@@ -31,13 +31,13 @@ import {
   insertAt,
   nonCanonical,
   replaceAt,
-  seededRandom,
   segments,
   signSegments,
   swapPayload,
   type ForgeKey,
   type ForgeSigner,
 } from '../helpers/token_forge.js';
+import { seededRandom } from '../helpers/seeded_random.js';
 
 const NOW = new Date(Date.UTC(2026, 0, 15, 12, 0, 0));
 const T = NOW.getTime() / 1000;

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../shared/cli/io.js';
 import { analyzeAttributionCommand } from '../../spoke_marketing/attribution_command.js';
+import { captureIo } from '../helpers/cli_io.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'agenthub-attribution-'));
 writeFileSync(
@@ -25,18 +25,9 @@ writeFileSync(join(directory, 'unknown.csv'), 'foo,bar\n1,2\n');
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = {
-    argv,
-    env: {},
-    cwd: directory,
-    stdout: (text) => (stdout += text),
-    stderr: (text) => (stderr += text),
-    signal: new AbortController().signal,
-  };
+  const io = captureIo(argv, directory);
   const code = await analyzeAttributionCommand(io);
-  return { code, stdout, stderr };
+  return { code, stdout: io.out.join(''), stderr: io.err.join('') };
 }
 
 describe('analyze attribution command', () => {

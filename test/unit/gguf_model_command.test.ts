@@ -3,8 +3,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../shared/cli/io.js';
 import { modelCommand } from '../../shared/cli/model_command.js';
+import { captureIo } from '../helpers/cli_io.js';
 
 let directory: string;
 beforeAll(async () => {
@@ -15,18 +15,9 @@ afterAll(async () => {
 });
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = {
-    argv,
-    env: {},
-    cwd: directory,
-    stdout: (text) => (stdout += text),
-    stderr: (text) => (stderr += text),
-    signal: new AbortController().signal,
-  };
+  const io = captureIo(argv, directory);
   const code = await modelCommand(io);
-  return { code, stdout, stderr };
+  return { code, stdout: io.out.join(''), stderr: io.err.join('') };
 }
 
 describe('agenthub model', () => {

@@ -9,7 +9,8 @@ import {
   generateGroundedNarrative,
   groundedShare,
 } from '../../shared/grounding.js';
-import type { LlmClient, LlmUsage, StructuredRequest, StructuredResult } from '../../shared/llm_client.js';
+import type { LlmUsage } from '../../shared/llm_client.js';
+import { scriptedLlm, type ScriptedLlm } from '../helpers/scripted_llm.js';
 
 const usage: LlmUsage = {
   promptTokens: 10,
@@ -21,25 +22,9 @@ const usage: LlmUsage = {
   attempts: 1,
 };
 
-function scriptedLlm(outputs: unknown[]): LlmClient & { prompts: string[] } {
-  const prompts: string[] = [];
-  return {
-    modelName: 'scripted',
-    prompts,
-    async generateStructured<T>(request: StructuredRequest<T>): Promise<StructuredResult<T>> {
-      prompts.push(request.prompt);
-      const next = outputs.shift();
-      if (next === undefined) throw new Error('script exhausted');
-      return { value: request.validate(next), rawText: JSON.stringify(next), usage };
-    },
-    async generateText() {
-      throw new Error('not scripted');
-    },
-    async embed() {
-      throw new Error('not scripted');
-    },
-    async close() {},
-  };
+/** The scripted LLM of these tests, answering as `scripted`. */
+function script(outputs: unknown[]): ScriptedLlm {
+  return scriptedLlm(outputs, 'scripted', usage);
 }
 
 describe('extractNumbers', () => {
@@ -124,7 +109,7 @@ describe('generateGroundedNarrative', () => {
   };
 
   it('regenerates once with feedback naming the wrong number, and keeps the corrected narrative', async () => {
-    const llm = scriptedLlm([{ summary: 'ROAS was 7.5x.' }, { summary: 'ROAS was 4.2x.' }]);
+    const llm = script([{ summary: 'ROAS was 7.5x.' }, { summary: 'ROAS was 4.2x.' }]);
     const result = await generateGroundedNarrative({ ...request, llm });
     expect(result.generations).toBe(2);
     expect(result.value.summary).toBe('ROAS was 4.2x.');
@@ -137,13 +122,13 @@ describe('generateGroundedNarrative', () => {
   });
 
   it('flags the numbers when the regenerated narrative still lies', async () => {
-    const llm = scriptedLlm([{ summary: 'CTR was 9%.' }, { summary: 'CTR was 8%.' }]);
+    const llm = script([{ summary: 'CTR was 9%.' }, { summary: 'CTR was 8%.' }]);
     const result = await generateGroundedNarrative({ ...request, llm });
     expect(result.grounding.ungrounded).toEqual([{ section: 'summary', text: 'CTR was 8%.', number: '8%' }]);
   });
 
   it('does not regenerate a grounded narrative', async () => {
-    const llm = scriptedLlm([{ summary: 'CTR was 5.2%.' }]);
+    const llm = script([{ summary: 'CTR was 5.2%.' }]);
     const result = await generateGroundedNarrative({ ...request, llm });
     expect(result.generations).toBe(1);
     expect(llm.prompts).toHaveLength(1);

@@ -2,18 +2,7 @@
 // mutations of valid params, whatever the guard accepts the schema accepts too, and returns unchanged.
 import { describe, expect, it } from 'vitest';
 import { SendMessageParamsSchema, isSendMessageParams } from '../../shared/protocol.js';
-
-/** mulberry32: a small seeded PRNG, so a failure replays. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/seeded_random.js';
 
 const bases: unknown[] = [
   { message: { messageId: 'm1', role: 'ROLE_USER', parts: [{ text: 'How did Q4 do?' }] } },
@@ -96,7 +85,7 @@ describe('isSendMessageParams', () => {
   });
 
   it('accepts only what the schema accepts, and the schema returns it unchanged (10,000 mutations)', () => {
-    const random = prng(20261122);
+    const random = seededRandom(20261122);
     let accepted = 0;
     let rejected = 0;
     for (let round = 0; round < 10_000; round += 1) {

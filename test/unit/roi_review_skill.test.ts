@@ -3,11 +3,12 @@
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { AppError } from '../../shared/errors.js';
-import type { LlmClient, LlmUsage, StructuredRequest, StructuredResult } from '../../shared/llm_client.js';
+import type { LlmUsage } from '../../shared/llm_client.js';
 import type { PeerRequest, PeerResponse, SkillContext, SkillInput } from '../../shared/skill.js';
 import { createRoiReviewSkill, type RoiReviewAnswer } from '../../spoke_finance/roi_review_skill.js';
 import { parseCampaignCsv } from '../../spoke_marketing/campaign_rows.js';
 import { analyzeCampaignRoi } from '../../spoke_marketing/roi_skill.js';
+import { scriptedLlm, type ScriptedLlm } from '../helpers/scripted_llm.js';
 
 const CSV = [
   'campaign,channel,date,spend,impressions,clicks,leads,conversions,revenue,margin,new_customers',
@@ -29,22 +30,9 @@ const usage: LlmUsage = {
   attempts: 1,
 };
 
-function scriptedLlm(outputs: unknown[]): LlmClient {
-  return {
-    modelName: 'scripted-finance',
-    async generateStructured<T>(request: StructuredRequest<T>): Promise<StructuredResult<T>> {
-      const next = outputs.shift();
-      if (next === undefined) throw new Error('script exhausted');
-      return { value: request.validate(next), rawText: JSON.stringify(next), usage };
-    },
-    async generateText() {
-      throw new Error('not scripted');
-    },
-    async embed() {
-      throw new Error('not scripted');
-    },
-    async close() {},
-  };
+/** The scripted LLM of these tests, answering as `scripted-finance`. */
+function script(outputs: unknown[]): ScriptedLlm {
+  return scriptedLlm(outputs, 'scripted-finance', usage);
 }
 
 async function marketingAnswer(): Promise<PeerResponse> {
@@ -115,7 +103,12 @@ describe('roi-review skill', () => {
       delta_revenue: '486.00',
       delta_margin: '194.40',
     });
-    expect(metrics.npv.value).not.toBeNull();
+    // NPV at (1.1)^(1/12) − 1 a month: 1,400 paid in thirds at t = 0, 1, 2 and 2,668 received in thirds at t = 1, 2, 3.
+    const v = 1 / 1.1 ** (1 / 12);
+    expect(metrics.npv.value).toBeCloseTo(
+      (-1400 / 3) * (1 + v + v ** 2) + (2668 / 3) * (v + v ** 2 + v ** 3),
+      1,
+    );
     expect(answer.sources).toEqual([
       {
         agent: 'marketing',
@@ -137,7 +130,7 @@ describe('roi-review skill', () => {
     ['SPOKE_UNAVAILABLE', 'no marketing replica is connected'],
     ['DEADLINE_EXCEEDED', 'marketing did not answer in 300000 ms'],
   ] as const)('says so clearly and invents nothing when marketing fails with %s', async (code, message) => {
-    const skill = createRoiReviewSkill({ llm: scriptedLlm([]), ...settings });
+    const skill = createRoiReviewSkill({ llm: script([]), ...settings });
     const result = await skill.handler(
       input([{ period: '2025-Q4' }]),
       context(() => Promise.reject(new AppError(code, message))),
@@ -193,7 +186,7 @@ describe('roi-review skill', () => {
       risks_and_caveats: 'Display has no previous period.',
     };
     const right = { ...wrong, summary: 'Paid-media CAC was $28 with payback in 1.6 months.' };
-    const skill = createRoiReviewSkill({ llm: scriptedLlm([wrong, right]), ...settings });
+    const skill = createRoiReviewSkill({ llm: script([wrong, right]), ...settings });
     const result = await skill.handler(
       input([{ csv: CSV }]),
       context(() => marketingAnswer()),

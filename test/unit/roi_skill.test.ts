@@ -2,11 +2,12 @@
 // period; the no-LLM answer; a scripted LLM that misquotes once (regenerated) or always (flagged); cancel.
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import type { LlmClient, LlmUsage, StructuredRequest, StructuredResult } from '../../shared/llm_client.js';
+import type { LlmUsage } from '../../shared/llm_client.js';
 import type { SkillContext, SkillInput } from '../../shared/skill.js';
 import { parseCampaignCsv } from '../../spoke_marketing/campaign_rows.js';
 import { ROI_NARRATIVE_SCHEMA, validateRoiNarrative } from '../../spoke_marketing/roi_narrative.js';
 import { createCampaignRoiSkill, type CampaignRoiAnswer } from '../../spoke_marketing/roi_skill.js';
+import { scriptedLlm, type ScriptedLlm } from '../helpers/scripted_llm.js';
 
 const CSV = [
   'campaign,channel,date,spend,impressions,clicks,leads,conversions,revenue,margin,new_customers',
@@ -38,25 +39,9 @@ function narrative(summary: string) {
   };
 }
 
-function scriptedLlm(outputs: unknown[]): LlmClient & { prompts: string[] } {
-  const prompts: string[] = [];
-  return {
-    modelName: 'scripted-mistral',
-    prompts,
-    async generateStructured<T>(request: StructuredRequest<T>): Promise<StructuredResult<T>> {
-      prompts.push(request.prompt);
-      const next = outputs.shift();
-      if (next === undefined) throw new Error('script exhausted');
-      return { value: request.validate(next), rawText: JSON.stringify(next), usage };
-    },
-    async generateText() {
-      throw new Error('not scripted');
-    },
-    async embed() {
-      throw new Error('not scripted');
-    },
-    async close() {},
-  };
+/** The scripted LLM of these tests, answering as `scripted-mistral`. */
+function script(outputs: unknown[]): ScriptedLlm {
+  return scriptedLlm(outputs, 'scripted-mistral', usage);
 }
 
 function input(text: string, data: unknown[] = []): SkillInput {
@@ -215,7 +200,7 @@ describe('campaign-roi-analysis skill', () => {
   });
 
   it('regenerates a narrative that quotes a wrong number and returns the grounded one', async () => {
-    const llm = scriptedLlm([
+    const llm = script([
       narrative('Q4 revenue was $9,999 at a ROAS of 7.1x.'),
       narrative('Q4 revenue was $6,670 at a ROAS of 4.76x, with spend of $1.4k.'),
     ]);
@@ -238,7 +223,7 @@ describe('campaign-roi-analysis skill', () => {
   });
 
   it('flags a narrative that keeps lying and marks the answer not ready for collaboration', async () => {
-    const llm = scriptedLlm([narrative('ROAS was 9.1x.'), narrative('ROAS was 8.2x and CTR 93.3%.')]);
+    const llm = script([narrative('ROAS was 9.1x.'), narrative('ROAS was 8.2x and CTR 93.3%.')]);
     const skill = createCampaignRoiSkill({ llm });
     const answer = (await skill.handler(input('', [{ csv: CSV }]), context())).data as CampaignRoiAnswer;
     expect(answer.llm_analysis!.grounding.ungrounded).toEqual([
@@ -250,7 +235,7 @@ describe('campaign-roi-analysis skill', () => {
   });
 
   it('keeps the metrics and says why when the model output is invalid', async () => {
-    const llm = scriptedLlm([{ performance_summary: 'x'.repeat(5000) }]);
+    const llm = script([{ performance_summary: 'x'.repeat(5000) }]);
     const skill = createCampaignRoiSkill({ llm });
     const answer = (await skill.handler(input('', [{ csv: CSV }]), context())).data as CampaignRoiAnswer;
     expect(answer.llm_analysis).toBeNull();
