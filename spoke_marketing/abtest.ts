@@ -399,24 +399,31 @@ function sampleSizeRaw(
   }
 }
 
-function assertFormula(formula: string): asserts formula is SampleSizeFormula {
+/** Defaults (α 0.05, power 0.8, Evan Miller) and validation shared by the sample-size and MDE solvers. */
+function powerSettings(input: {
+  readonly baseline: number;
+  readonly alpha?: number;
+  readonly power?: number;
+  readonly formula?: string;
+}): { alpha: number; power: number; formula: SampleSizeFormula } {
+  const alpha = input.alpha ?? 0.05;
+  const power = input.power ?? 0.8;
+  const formula = input.formula ?? 'evan-miller';
   if (!Object.hasOwn(SAMPLE_SIZE_FORMULAS, formula)) {
     throw new AppError(
       'VALIDATION_FAILED',
       `formula must be one of ${Object.keys(SAMPLE_SIZE_FORMULAS).join(', ')}, got ${formula}`,
     );
   }
+  assertProbability(input.baseline, 'baseline');
+  assertProbability(alpha, 'alpha');
+  assertProbability(power, 'power');
+  return { alpha, power, formula: formula as SampleSizeFormula };
 }
 
 /** Visitors per arm needed to detect an absolute lift `mdeAbsolute` over `baseline` (two-sided test). */
 export function sampleSizePerArm(input: SampleSizeInput): SampleSizeResult {
-  const alpha = input.alpha ?? 0.05;
-  const power = input.power ?? 0.8;
-  const formula = input.formula ?? 'evan-miller';
-  assertFormula(formula);
-  assertProbability(input.baseline, 'baseline');
-  assertProbability(alpha, 'alpha');
-  assertProbability(power, 'power');
+  const { alpha, power, formula } = powerSettings(input);
   const delta = input.mdeAbsolute;
   if (!Number.isFinite(delta) || delta === 0 || input.baseline + delta <= 0 || input.baseline + delta >= 1) {
     throw new AppError(
@@ -451,13 +458,7 @@ export function minimumDetectableEffect(input: {
   readonly power?: number;
   readonly formula?: SampleSizeFormula;
 }): { mdeAbsolute: number | null; mdeApproximate: number; formula: SampleSizeFormula } {
-  const alpha = input.alpha ?? 0.05;
-  const power = input.power ?? 0.8;
-  const formula = input.formula ?? 'evan-miller';
-  assertFormula(formula);
-  assertProbability(input.baseline, 'baseline');
-  assertProbability(alpha, 'alpha');
-  assertProbability(power, 'power');
+  const { alpha, power, formula } = powerSettings(input);
   const n = input.visitorsPerArm;
   if (!Number.isInteger(n) || n < 2) {
     throw new AppError('VALIDATION_FAILED', `visitorsPerArm must be an integer ≥ 2, got ${n}`);

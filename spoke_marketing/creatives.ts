@@ -21,10 +21,6 @@ import { approveCreative, insertCreative, type PersonaRow } from './store.js';
 export const CREATIVE_FORMATS = ['social_post', 'search_ad', 'email', 'display'] as const;
 export type CreativeFormat = (typeof CREATIVE_FORMATS)[number];
 
-/** Largest headline, body and call to action any format allows (characters). */
-export const MAX_HEADLINE_LENGTH = 60;
-export const MAX_BODY_LENGTH = 300;
-export const MAX_CTA_LENGTH = 30;
 /** Variants per request (A/B/…). */
 export const MAX_VARIANTS = 5;
 
@@ -448,11 +444,13 @@ export async function generateCreatives(
     return result.value;
   };
 
-  const creatives: GeneratedCreative[] = [];
-  const drafts = await write(request.count, []);
-  const rejected: { variant: string; creativeId: number; reasons: string[] }[] = [];
-  for (const [index, copy] of drafts.entries()) {
-    const variant = VARIANT_LABELS[index]!;
+  /** Judges one draft with every compliance layer and stores it with its record. */
+  const judgeAndStore = async (
+    copy: CreativeCopy,
+    variant: string,
+    attempt: 1 | 2,
+    replaces: number | null,
+  ): Promise<{ stored: GeneratedCreative; reasons: string[] }> => {
     const judged = await judgeCreative(copy, llm, request.signal);
     const stored = await storeCreative(
       deps.db,
@@ -465,14 +463,23 @@ export async function generateCreatives(
         report: judged.report,
         format: request.format,
         variant,
-        attempt: 1,
-        replaces: null,
+        attempt,
+        replaces,
         guidelineChunkIds: chunkIds,
       },
       llm.modelName,
     );
+    return { stored, reasons: judged.reasons };
+  };
+
+  const creatives: GeneratedCreative[] = [];
+  const drafts = await write(request.count, []);
+  const rejected: { variant: string; creativeId: number; reasons: string[] }[] = [];
+  for (const [index, copy] of drafts.entries()) {
+    const variant = VARIANT_LABELS[index]!;
+    const { stored, reasons } = await judgeAndStore(copy, variant, 1, null);
     creatives.push(stored);
-    if (!judged.approved) rejected.push({ variant, creativeId: stored.id, reasons: judged.reasons });
+    if (!stored.approved) rejected.push({ variant, creativeId: stored.id, reasons });
   }
 
   if (rejected.length > 0) {
@@ -480,26 +487,7 @@ export async function generateCreatives(
     const replacements = await write(rejected.length, feedback);
     for (const [index, copy] of replacements.entries()) {
       const original = rejected[index]!;
-      const judged = await judgeCreative(copy, llm, request.signal);
-      creatives.push(
-        await storeCreative(
-          deps.db,
-          request,
-          copy,
-          {
-            approved: judged.approved,
-            reasons: judged.reasons,
-            layers: judged.layers,
-            report: judged.report,
-            format: request.format,
-            variant: original.variant,
-            attempt: 2,
-            replaces: original.creativeId,
-            guidelineChunkIds: chunkIds,
-          },
-          llm.modelName,
-        ),
-      );
+      creatives.push((await judgeAndStore(copy, original.variant, 2, original.creativeId)).stored);
     }
   }
 

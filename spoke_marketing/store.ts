@@ -13,8 +13,9 @@ export function currencyFractionDigits(currency: string): number {
       new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ??
       2
     );
-  } catch {
+  } catch (error) {
     throw new AppError('VALIDATION_FAILED', `unknown currency code ${JSON.stringify(currency)}`, {
+      cause: error,
       details: { field: 'currency', value: currency },
     });
   }
@@ -584,17 +585,6 @@ export async function selectCreatives(
 /** Lifecycle of one offline-conversion upload. */
 export type ConversionUploadStatus = 'pending' | 'dry_run' | 'sent' | 'failed';
 
-/** One conversion event bound for an ad platform. */
-export interface ConversionUploadInput {
-  readonly platform: string;
-  /** Unique per platform (e.g. Meta event_id, Google order_id): the same key is never logged twice. */
-  readonly dedupeKey: string;
-  readonly payload: Readonly<Record<string, unknown>>;
-  readonly status: ConversionUploadStatus;
-  readonly leadId?: number;
-  readonly eventName?: string;
-}
-
 /** A logged conversion upload. */
 export interface ConversionUploadRow {
   readonly id: number;
@@ -610,11 +600,6 @@ export interface ConversionUploadRow {
   readonly createdAt: string;
 }
 
-export const INSERT_CONVERSION_UPLOAD = `
-INSERT INTO conversion_uploads (platform, dedupe_key, payload, status, lead_id, event_name)
-VALUES ($1, $2, $3::jsonb, $4, $5, $6)
-ON CONFLICT (platform, dedupe_key) DO NOTHING
-RETURNING id`;
 export const UPDATE_CONVERSION_UPLOAD = `
 UPDATE conversion_uploads
 SET status = $3, response = $4::jsonb, error = $5, attempts = attempts + 1, updated_at = now()
@@ -624,22 +609,6 @@ SELECT * FROM conversion_uploads
 WHERE ($1::text IS NULL OR platform = $1) AND ($2::text IS NULL OR status = $2)
 ORDER BY created_at, id
 LIMIT $3`;
-
-/** Logs an upload; `'duplicate'` when this platform already has the dedupe key (nothing is written). */
-export async function recordConversionUpload(
-  db: Queryable,
-  upload: ConversionUploadInput,
-): Promise<'new' | 'duplicate'> {
-  const result = await db.query(INSERT_CONVERSION_UPLOAD, [
-    upload.platform,
-    upload.dedupeKey,
-    JSON.stringify(upload.payload),
-    upload.status,
-    upload.leadId ?? null,
-    upload.eventName ?? null,
-  ]);
-  return (result.rowCount ?? 0) > 0 ? 'new' : 'duplicate';
-}
 
 /** Records the outcome of sending a logged upload (counts an attempt). */
 export async function updateConversionUploadStatus(
@@ -710,8 +679,6 @@ VALUES ($1, $2, $3, $4, $5::jsonb)
 ON CONFLICT (run_key) DO NOTHING
 RETURNING run_key`;
 export const SELECT_JOB_RUN = `SELECT * FROM job_runs WHERE run_key = $1`;
-export const SELECT_RECENT_JOB_RUNS = `
-SELECT * FROM job_runs WHERE ($1::text IS NULL OR job_name = $1) ORDER BY applied_at DESC LIMIT $2`;
 
 /**
  * Records that a run's effects are being applied. Call it inside the transaction that applies them: true
@@ -754,18 +721,6 @@ export async function selectJobRun(db: Queryable, runKey: string): Promise<JobRu
   const result = await db.query<Record<string, unknown>>(SELECT_JOB_RUN, [runKey]);
   const row = result.rows[0];
   return row === undefined ? undefined : jobRunFromRow(row);
-}
-
-/** The latest applied runs, optionally of one job name. */
-export async function selectRecentJobRuns(
-  db: Queryable,
-  filter: { readonly jobName?: string; readonly limit?: number } = {},
-): Promise<JobRunRow[]> {
-  const result = await db.query<Record<string, unknown>>(SELECT_RECENT_JOB_RUNS, [
-    filter.jobName ?? null,
-    filter.limit ?? 20,
-  ]);
-  return result.rows.map(jobRunFromRow);
 }
 
 /** One campaign/channel budget chosen by an optimisation run. */

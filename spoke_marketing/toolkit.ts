@@ -862,7 +862,8 @@ export function createMarketingOperations(deps: MarketingEngineDeps) {
       };
       const touches = await journeyTouches(deps.db, journey);
       const userId = journeyKey({ leadId: request.lead_id ?? null, visitorId: request.journey_id ?? null });
-      if (request.lead_id !== undefined) {
+      // Only a conversion in this request changed the lead since it was read above.
+      if (request.lead_id !== undefined && request.conversion !== undefined) {
         lead = (await deps.db.query<Record<string, unknown>>(SELECT_LEAD, [request.lead_id])).rows[0];
       }
       const conversionTimeMs =
