@@ -1,12 +1,11 @@
 // `agenthub marketing cycle`: opens the marketing database (DATABASE_URL, else the embedded one under
 // `<state>/data/marketing`), runs the lifecycle once with dry-run ad platforms and prints the report.
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { CliCommand, CliIo } from '../shared/cli/io.js';
-import { isAppError } from '../shared/errors.js';
+import type { CliCommand } from '../shared/cli/io.js';
 import { resolveStateDir } from '../shared/layout.js';
 import type { LlmClient } from '../shared/llm_client.js';
 import { silentLogger } from '../shared/log.js';
+import { failure, openSpokeModel, openThroughOwner } from './cli_support.js';
 import type { CycleReport } from './orchestrator.js';
 import { marketingDataDir } from './data_commands.js';
 import { openMarketingToolkit } from './toolkit.js';
@@ -48,16 +47,6 @@ function summarise(result: unknown): string {
   return parts.join(' ');
 }
 
-async function openModel(io: CliIo, stateDir: string, setting: string): Promise<LlmClient> {
-  const { openLlm } = await import('../shared/llm.js');
-  const memory = io.env.AGENT_MAX_MEMORY_MB;
-  return openLlm({
-    model: setting.startsWith('hf:') ? setting : resolve(io.cwd, setting),
-    cacheDir: join(stateDir, 'models'),
-    ...(memory === undefined ? {} : { maxMemoryMb: Number(memory) }),
-  });
-}
-
 /** `agenthub marketing cycle` (argv: the words after `marketing cycle`). */
 export const marketingCycleCommand: CliCommand = async (io) => {
   let values: { 'state-dir'?: string; json?: boolean; model?: string; help?: boolean };
@@ -87,34 +76,24 @@ export const marketingCycleCommand: CliCommand = async (io) => {
   let llm: LlmClient | null = null;
   let toolkit: Awaited<ReturnType<typeof openMarketingToolkit>> | undefined;
   try {
-    if (modelSetting !== undefined && modelSetting !== '') llm = await openModel(io, stateDir, modelSetting);
-    const open = (databaseUrl: string | undefined) =>
-      openMarketingToolkit({
+    if (modelSetting !== undefined && modelSetting !== '')
+      llm = await openSpokeModel(io, stateDir, modelSetting);
+    // The running spoke may own the embedded database: then go through its socket, as `agenthub import` does.
+    toolkit = await openThroughOwner(io, dataDir, (owner) => {
+      const databaseUrl = owner ?? io.env.DATABASE_URL;
+      return openMarketingToolkit({
         ...(databaseUrl === undefined ? {} : { databaseUrl }),
         dataDir,
         llm,
         platformMode: 'dry-run',
         log: silentLogger(),
       });
-    try {
-      toolkit = await open(io.env.DATABASE_URL);
-    } catch (error) {
-      // The running spoke owns the embedded database: go through its socket, as `agenthub import` does.
-      if (!isAppError(error, 'CONFLICT')) throw error;
-      const owner = error.details?.ownerConnectionString;
-      if (typeof owner !== 'string') throw error;
-      io.stderr(
-        `note: ${dataDir} is owned by process ${String(error.details?.ownerPid)}; going through it\n`,
-      );
-      toolkit = await open(owner);
-    }
+    });
     const report = await toolkit.runCycle({}, io.signal);
     io.stdout(values.json === true ? `${JSON.stringify(report)}\n` : formatReport(report));
     return report.ok ? 0 : 1;
   } catch (error) {
-    const code = isAppError(error) ? ` [${error.code}]` : '';
-    io.stderr(`error${code}: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    return failure(io, error);
   } finally {
     await toolkit?.close();
     await llm?.close();

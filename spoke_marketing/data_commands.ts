@@ -3,13 +3,12 @@
 // the running spoke's socket when that process owns it (an embedded data directory has one owner).
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { CliCommand, CliIo } from '../shared/cli/io.js';
 import { migrate, openDatabase, readDataDirOwner, type Database } from '../shared/db.js';
-import { isAppError } from '../shared/errors.js';
 import { MARKETING_QUEUES } from '../shared/job_contracts.js';
 import { createJobRunner, type JobRunInfo, type JobRunner, type ScheduleInfo } from '../shared/jobs.js';
 import { resolveStateDir } from '../shared/layout.js';
+import { failure, openThroughOwner, parseCommandArgs, usageError } from './cli_support.js';
 import { importFile, type ImportKind } from './importer.js';
 import { createGuidelineRetriever, LlmEmbeddings } from './retrieval.js';
 
@@ -46,64 +45,29 @@ const JOBS_USAGE = [
   '  embedded queue under <state>/data/jobs, reached through the running spoke when it owns it).',
 ].join('\n');
 
-function usageError(io: CliIo, usage: string, problem: string): number {
-  io.stderr(`error: ${problem}\n${usage}\n`);
-  return 2;
-}
-
-function failure(io: CliIo, error: unknown): number {
-  const message = error instanceof Error ? error.message : String(error);
-  const code = isAppError(error) ? ` [${error.code}]` : '';
-  io.stderr(`error${code}: ${message}\n`);
-  return 1;
-}
-
 /**
  * Opens the marketing database for a command: DATABASE_URL when set; else the embedded directory, or — when
- * a live process (the spoke) owns it — that process's socket, because a second PGlite on the same directory
- * would corrupt it.
+ * a live process (the spoke) owns it — that process's socket.
  */
 async function openMarketingDatabase(io: CliIo, stateDir: string): Promise<Database> {
   const databaseUrl = io.env.DATABASE_URL;
   if (databaseUrl !== undefined && databaseUrl !== '') return openDatabase({ databaseUrl, service: 'cli' });
   const dataDir = marketingDataDir(stateDir);
-  try {
-    return await openDatabase({ dataDir, service: 'cli' });
-  } catch (error) {
-    if (!isAppError(error, 'CONFLICT')) throw error;
-    const owner = error.details?.ownerConnectionString;
-    if (typeof owner !== 'string') throw error;
-    io.stderr(`note: ${dataDir} is owned by process ${String(error.details?.ownerPid)}; going through it\n`);
-    return openDatabase({ databaseUrl: owner, service: 'cli' });
-  }
+  return openThroughOwner(io, dataDir, (owner) =>
+    openDatabase(owner === undefined ? { dataDir, service: 'cli' } : { databaseUrl: owner, service: 'cli' }),
+  );
 }
 
 /** `agenthub import metrics|leads FILE` and `agenthub import guidelines DIR` (argv: the words after `import`). */
 export const importCommand: CliCommand = async (io) => {
-  let parsed: {
-    values: { 'state-dir'?: string; json?: boolean; model?: string; help?: boolean };
-    positionals: string[];
-  };
-  try {
-    parsed = parseArgs({
-      args: [...io.argv],
-      options: {
-        'state-dir': { type: 'string' },
-        json: { type: 'boolean' },
-        model: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    return usageError(io, IMPORT_USAGE, error instanceof Error ? error.message : String(error));
-  }
+  const parsed = parseCommandArgs(
+    io,
+    IMPORT_USAGE,
+    { 'state-dir': { type: 'string' }, json: { type: 'boolean' }, model: { type: 'string' } },
+    true,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help === true) {
-    io.stdout(`${IMPORT_USAGE}\n`);
-    return 0;
-  }
   const [kind, target, ...extra] = positionals;
   if (kind !== 'metrics' && kind !== 'leads' && kind !== 'guidelines') {
     return usageError(io, IMPORT_USAGE, `expected metrics, leads or guidelines, got ${kind ?? 'nothing'}`);
@@ -193,26 +157,13 @@ function describeRun(run: JobRunInfo): string {
 
 /** `agenthub jobs`: the marketing schedules, the latest runs and the failures kept for inspection. */
 export const jobsCommand: CliCommand = async (io) => {
-  let values: { 'state-dir'?: string; json?: boolean; limit?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: [...io.argv],
-      options: {
-        'state-dir': { type: 'string' },
-        json: { type: 'boolean' },
-        limit: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (error) {
-    return usageError(io, JOBS_USAGE, error instanceof Error ? error.message : String(error));
-  }
-  if (values.help === true) {
-    io.stdout(`${JOBS_USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandArgs(io, JOBS_USAGE, {
+    'state-dir': { type: 'string' },
+    json: { type: 'boolean' },
+    limit: { type: 'string' },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const limit = values.limit === undefined ? 10 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
     return usageError(io, JOBS_USAGE, `--limit must be a whole number from 1 to 1000, got ${values.limit}`);

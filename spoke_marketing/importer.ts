@@ -126,37 +126,45 @@ function decimalToMinor(text: string, currency: string): number | string {
   return Number(minor);
 }
 
+/** A validated record with a money column `N` (major units) and `N_minor` (minor units). */
+type MoneyColumns<N extends string> = { readonly currency: string } & Partial<Record<N, string>> &
+  Partial<Record<`${N}_minor`, number>>;
+
 /**
- * Resolves a money amount given either in major units (`major`, e.g. spend = 12.34) or in minor units
- * (`minor`, e.g. spend_minor = 1234); adds an issue and returns undefined when absent (if required),
- * ambiguous or inexact.
+ * Resolves a money amount given either in major units (column `name`, e.g. spend = 12.34) or in minor units
+ * (column `<name>_minor`, e.g. spend_minor = 1234); adds an issue and returns undefined when absent (if
+ * required), ambiguous or inexact.
  */
-function moneyField(
+function moneyField<N extends string>(
   context: z.RefinementCtx,
-  fields: { readonly major: string; readonly minor: string },
-  values: { readonly major: string | undefined; readonly minor: number | undefined },
-  currency: string,
+  record: MoneyColumns<N>,
+  name: N,
   required: boolean,
 ): number | undefined {
-  if (values.major !== undefined && values.minor !== undefined) {
+  const minorName = `${name}_minor` as const;
+  const majors: Partial<Record<N, string>> = record;
+  const minors: Partial<Record<`${N}_minor`, number>> = record;
+  const major = majors[name];
+  const minor = minors[minorName];
+  if (major !== undefined && minor !== undefined) {
     context.addIssue({
       code: 'custom',
-      path: [fields.minor],
-      message: `give ${fields.major} or ${fields.minor}, not both`,
+      path: [minorName],
+      message: `give ${name} or ${minorName}, not both`,
     });
     return undefined;
   }
-  if (values.minor !== undefined) return values.minor;
-  if (values.major === undefined) {
-    if (required) context.addIssue({ code: 'custom', path: [fields.major], message: 'is required' });
+  if (minor !== undefined) return minor;
+  if (major === undefined) {
+    if (required) context.addIssue({ code: 'custom', path: [name], message: 'is required' });
     return undefined;
   }
-  const minor = decimalToMinor(values.major, currency);
-  if (typeof minor === 'string') {
-    context.addIssue({ code: 'custom', path: [fields.major], message: minor });
+  const exact = decimalToMinor(major, record.currency);
+  if (typeof exact === 'string') {
+    context.addIssue({ code: 'custom', path: [name], message: exact });
     return undefined;
   }
-  return minor;
+  return exact;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -203,27 +211,9 @@ const metricsRecordSchema = z
   })
   .strict()
   .transform((record, context): MetricsInput => {
-    const spendMinor = moneyField(
-      context,
-      { major: 'spend', minor: 'spend_minor' },
-      { major: record.spend, minor: record.spend_minor },
-      record.currency,
-      true,
-    );
-    const revenueMinor = moneyField(
-      context,
-      { major: 'revenue', minor: 'revenue_minor' },
-      { major: record.revenue, minor: record.revenue_minor },
-      record.currency,
-      false,
-    );
-    const costOfGoodsMinor = moneyField(
-      context,
-      { major: 'cost_of_goods', minor: 'cost_of_goods_minor' },
-      { major: record.cost_of_goods, minor: record.cost_of_goods_minor },
-      record.currency,
-      false,
-    );
+    const spendMinor = moneyField(context, record, 'spend', true);
+    const revenueMinor = moneyField(context, record, 'revenue', false);
+    const costOfGoodsMinor = moneyField(context, record, 'cost_of_goods', false);
     if (record.clicks > record.impressions && record.impressions > 0) {
       context.addIssue({ code: 'custom', path: ['clicks'], message: 'exceeds impressions' });
     }
@@ -320,13 +310,7 @@ const leadRecordSchema = z
   })
   .strict()
   .transform((record, context): LeadInput => {
-    const revenueMinor = moneyField(
-      context,
-      { major: 'revenue', minor: 'revenue_minor' },
-      { major: record.revenue, minor: record.revenue_minor },
-      record.currency,
-      false,
-    );
+    const revenueMinor = moneyField(context, record, 'revenue', false);
     if (record.first_touch_at !== undefined && record.last_touch_at !== undefined) {
       if (record.first_touch_at > record.last_touch_at) {
         context.addIssue({ code: 'custom', path: ['last_touch_at'], message: 'is before first_touch_at' });

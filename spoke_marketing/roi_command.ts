@@ -1,12 +1,13 @@
 // CLI commands of campaign-ROI analysis: `agenthub analyze roi --input FILE.csv [--json] [--model FILE]
 // [--period P]` (offline, on a file; narrative only with a model) and `agenthub sample q4 --out FILE`.
 import { readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import type { CliCommand, CliIo } from '../shared/cli/io.js';
 import { isAppError } from '../shared/errors.js';
+import { resolveStateDir } from '../shared/layout.js';
 import type { LlmClient } from '../shared/llm_client.js';
 import { parseCampaignCsv, parsePeriodLabel } from './campaign_rows.js';
+import { openSpokeModel, parseCommandArgs, usageError } from './cli_support.js';
 import type { GroupWithChange, PeriodRequest } from './roi.js';
 import { analyzeCampaignRoi, type CampaignRoiAnswer } from './roi_skill.js';
 import { generateSampleCampaignCsv } from './sample_data.js';
@@ -23,11 +24,6 @@ const SAMPLE_USAGE = [
   'usage: agenthub sample q4 [--out FILE] [--seed N] [--year YYYY]',
   '  Writes a seeded daily campaign CSV (email, social, search, display) for Q3 and Q4 of the year.',
 ].join('\n');
-
-function usageError(io: CliIo, usage: string, problem: string): number {
-  io.stderr(`error: ${problem}\n${usage}\n`);
-  return 2;
-}
 
 function failure(io: CliIo, error: unknown): number {
   const message = error instanceof Error ? error.message : String(error);
@@ -132,40 +128,16 @@ export function renderRoiTable(answer: CampaignRoiAnswer): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function openModel(io: CliIo, model: string): Promise<LlmClient> {
-  const { openLlm } = await import('../shared/llm.js');
-  const stateDir = resolve(io.cwd, io.env.AGENTHUB_STATE_DIR ?? '.agenthub');
-  const memory = io.env.AGENT_MAX_MEMORY_MB;
-  return openLlm({
-    model: model.startsWith('hf:') ? model : resolve(io.cwd, model),
-    cacheDir: join(stateDir, 'models'),
-    ...(memory === undefined ? {} : { maxMemoryMb: Number(memory) }),
-  });
-}
-
 /** `agenthub analyze roi …` (argv is everything after `analyze roi`). */
 export const analyzeRoiCommand: CliCommand = async (io) => {
-  let values: { input?: string; json?: boolean; model?: string; period?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: [...io.argv],
-      options: {
-        input: { type: 'string', short: 'i' },
-        json: { type: 'boolean' },
-        model: { type: 'string' },
-        period: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (error) {
-    return usageError(io, ANALYZE_USAGE, error instanceof Error ? error.message : String(error));
-  }
-  if (values.help === true) {
-    io.stdout(`${ANALYZE_USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandArgs(io, ANALYZE_USAGE, {
+    input: { type: 'string', short: 'i' },
+    json: { type: 'boolean' },
+    model: { type: 'string' },
+    period: { type: 'string' },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (values.input === undefined) return usageError(io, ANALYZE_USAGE, '--input FILE.csv is required');
   let period: PeriodRequest;
   if (values.period !== undefined) {
@@ -188,7 +160,10 @@ export const analyzeRoiCommand: CliCommand = async (io) => {
   let llm: LlmClient | null = null;
   try {
     const rows = parseCampaignCsv(text, { source: values.input });
-    if (modelPath !== undefined && modelPath !== '') llm = await openModel(io, modelPath);
+    if (modelPath !== undefined && modelPath !== '') {
+      const stateDir = resolveStateDir(io.cwd, undefined, io.env.AGENTHUB_STATE_DIR);
+      llm = await openSpokeModel(io, stateDir, modelPath);
+    }
     const { answer } = await analyzeCampaignRoi(rows, {
       llm,
       period,
@@ -207,30 +182,14 @@ export const analyzeRoiCommand: CliCommand = async (io) => {
 
 /** `agenthub sample q4 [--out FILE] [--seed N] [--year YYYY]` (argv is everything after `sample`). */
 export const sampleCommand: CliCommand = async (io) => {
-  let parsed: {
-    values: { out?: string; seed?: string; year?: string; help?: boolean };
-    positionals: string[];
-  };
-  try {
-    parsed = parseArgs({
-      args: [...io.argv],
-      options: {
-        out: { type: 'string', short: 'o' },
-        seed: { type: 'string' },
-        year: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    return usageError(io, SAMPLE_USAGE, error instanceof Error ? error.message : String(error));
-  }
+  const parsed = parseCommandArgs(
+    io,
+    SAMPLE_USAGE,
+    { out: { type: 'string', short: 'o' }, seed: { type: 'string' }, year: { type: 'string' } },
+    true,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help === true) {
-    io.stdout(`${SAMPLE_USAGE}\n`);
-    return 0;
-  }
   if (positionals.length !== 1 || positionals[0] !== 'q4') {
     return usageError(io, SAMPLE_USAGE, `unknown sample "${positionals.join(' ')}" (available: q4)`);
   }

@@ -81,6 +81,13 @@ export interface TargetingSpec {
   maritalStatuses?: string[];
 }
 
+/** The genders `targeting` narrows to, or undefined when it reaches every gender. */
+export function restrictedGenders(targeting: TargetingSpec): ('male' | 'female')[] | undefined {
+  const genders = targeting.genders;
+  if (genders === undefined || genders === 'all') return undefined;
+  return genders.includes('male') && genders.includes('female') ? undefined : genders;
+}
+
 /** What an ad set (Google ad group) optimises for. */
 export type OptimizationGoal = 'link_clicks' | 'leads' | 'conversions' | 'reach';
 

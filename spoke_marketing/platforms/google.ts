@@ -20,6 +20,7 @@ import {
   countOf,
   createPlatformTransport,
   DryRunIds,
+  restrictedGenders,
   uploadIdempotently,
   type AdPlatform,
   type AdSetSpec,
@@ -249,17 +250,10 @@ export function createGooglePlatform(config: GooglePlatformConfig, deps: Platfor
       for (const [type] of ranges)
         criteria.push({ adGroupCriterionOperation: { create: { adGroup, ageRange: { type } } } });
     }
-    const genders = targeting.genders;
-    if (
-      genders !== undefined &&
-      genders !== 'all' &&
-      !(genders.includes('male') && genders.includes('female'))
-    ) {
-      for (const gender of genders) {
-        criteria.push({
-          adGroupCriterionOperation: { create: { adGroup, gender: { type: gender.toUpperCase() } } },
-        });
-      }
+    for (const gender of restrictedGenders(targeting) ?? []) {
+      criteria.push({
+        adGroupCriterionOperation: { create: { adGroup, gender: { type: gender.toUpperCase() } } },
+      });
     }
     for (const type of targeting.parentalStatuses ?? []) {
       criteria.push({ adGroupCriterionOperation: { create: { adGroup, parentalStatus: { type } } } });

@@ -2,7 +2,7 @@
 // targeting spec before any request is built, recorded or sent; a violation lists every broken rule.
 import { AppError } from '../../shared/errors.js';
 import type { AdPlatformName } from '../conversions.js';
-import type { CampaignSpec, LocationTarget, TargetingSpec } from './adapter.js';
+import { restrictedGenders, type CampaignSpec, type LocationTarget, type TargetingSpec } from './adapter.js';
 
 /** One broken rule. */
 export interface HousingViolation {
@@ -30,12 +30,6 @@ function radiusMiles(location: LocationTarget): number | undefined {
     : location.radius.value / KILOMETERS_PER_MILE;
 }
 
-function restrictsGender(targeting: TargetingSpec): boolean {
-  const genders = targeting.genders;
-  if (genders === undefined || genders === 'all') return false;
-  return !(genders.includes('male') && genders.includes('female'));
-}
-
 function postalCodes(targeting: TargetingSpec): LocationTarget[] {
   return targeting.locations.filter((location) => location.kind === 'postal_code');
 }
@@ -50,7 +44,8 @@ function metaViolations(targeting: TargetingSpec): string[][] {
       `age must be 18–65+ for housing ads (got ${ageMin}–${targeting.ageMax ?? '65+'})`,
     ]);
   }
-  if (restrictsGender(targeting)) found.push(['meta.gender', 'housing ads must target all genders']);
+  if (restrictedGenders(targeting) !== undefined)
+    found.push(['meta.gender', 'housing ads must target all genders']);
   const zips = postalCodes(targeting);
   if (zips.length > 0) {
     found.push([
@@ -86,7 +81,8 @@ function tiktokViolations(targeting: TargetingSpec): string[][] {
   if ((targeting.ageMin ?? 18) !== 18 || targeting.ageMax !== undefined) {
     found.push(['tiktok.age_18_plus', 'age must be 18+ with no other age limit for special ad categories']);
   }
-  if (restrictsGender(targeting)) found.push(['tiktok.gender', 'gender targeting is not allowed']);
+  if (restrictedGenders(targeting) !== undefined)
+    found.push(['tiktok.gender', 'gender targeting is not allowed']);
   if (postalCodes(targeting).length > 0)
     found.push(['tiktok.postal_code', 'ZIP-code targeting is not allowed']);
   if ((targeting.lookalikeAudienceIds ?? []).length > 0) {
@@ -106,7 +102,7 @@ function googleViolations(targeting: TargetingSpec): string[][] {
   if ((targeting.ageMin ?? 18) > 18 || targeting.ageMax !== undefined) {
     found.push(['google.age', 'age targeting is not allowed for housing ads']);
   }
-  if (restrictsGender(targeting))
+  if (restrictedGenders(targeting) !== undefined)
     found.push(['google.gender', 'gender targeting is not allowed for housing ads']);
   if ((targeting.parentalStatuses ?? []).length > 0) {
     found.push(['google.parental_status', 'parental-status targeting is not allowed for housing ads']);

@@ -19,6 +19,7 @@ import {
   createPlatformTransport,
   decimalToMicros,
   DryRunIds,
+  restrictedGenders,
   uploadIdempotently,
   type AdPlatform,
   type AdSetSpec,
@@ -171,11 +172,7 @@ function geoBlock(locations: readonly LocationTarget[], housing: boolean): Recor
 
 /** The Graph API `targeting` object for a neutral spec (housing: age 18–65, 15-mile default radius). */
 export function metaTargeting(targeting: TargetingSpec, housing: boolean): Record<string, unknown> {
-  const genders = targeting.genders;
-  const genderCodes =
-    genders === undefined || genders === 'all' || (genders.includes('male') && genders.includes('female'))
-      ? undefined
-      : genders.map((gender) => (gender === 'male' ? 1 : 2));
+  const genderCodes = restrictedGenders(targeting)?.map((gender) => (gender === 'male' ? 1 : 2));
   const audiences = [...(targeting.customAudienceIds ?? []), ...(targeting.lookalikeAudienceIds ?? [])];
   return {
     geo_locations: geoBlock(targeting.locations, housing),

@@ -20,6 +20,7 @@ import {
   createPlatformTransport,
   decimalToMicros,
   DryRunIds,
+  restrictedGenders,
   uploadIdempotently,
   type AdPlatform,
   type AdSetSpec,
@@ -134,13 +135,9 @@ function targetingFields(targeting: TargetingSpec): Record<string, unknown> {
   const min = targeting.ageMin ?? 18;
   const max = targeting.ageMax ?? 100;
   const ageGroups = AGE_GROUPS.filter(([, low, high]) => high >= min && low <= max).map(([group]) => group);
-  const genders = targeting.genders;
+  const genders = restrictedGenders(targeting);
   const gender =
-    genders === undefined || genders === 'all' || (genders.includes('male') && genders.includes('female'))
-      ? 'GENDER_UNLIMITED'
-      : genders[0] === 'male'
-        ? 'GENDER_MALE'
-        : 'GENDER_FEMALE';
+    genders === undefined ? 'GENDER_UNLIMITED' : genders[0] === 'male' ? 'GENDER_MALE' : 'GENDER_FEMALE';
   const audiences = [...(targeting.customAudienceIds ?? []), ...(targeting.lookalikeAudienceIds ?? [])];
   return {
     location_ids: locations.map((location) => location.key),
