@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { AppError, assertNever, toAppError } from '../shared/errors.js';
 import type { Cancellation } from '../shared/cancellation.js';
 import type { LinkRequestContext, StreamHandle } from '../shared/link.js';
+import { isoTime } from '../shared/clock.js';
 import { extend } from '../shared/objects.js';
 import { RecentMap } from '../shared/recent_map.js';
 import {
@@ -363,7 +364,7 @@ export class Router {
       immediate.outstanding += 1;
       delivery.replica = immediate;
     } else {
-      record.queuedAt = new Date(now).toISOString();
+      record.queuedAt = isoTime(now);
       queue.push(delivery);
       this.metrics?.setQueueDepth(spoke, queue.length);
     }
@@ -890,7 +891,7 @@ export class Router {
     const match = typeof incomingTrace === 'string' ? TRACEPARENT.exec(incomingTrace) : null;
     const traceId = match?.[1] ?? randomHex(16);
     const traceparent = `00-${traceId}-${randomHex(8)}-01`;
-    const createdAt = new Date(now).toISOString();
+    const createdAt = isoTime(now);
     const message: Message = extend(request.message, { contextId, taskId: id });
     return {
       id,
@@ -971,13 +972,14 @@ export class Router {
       replica: replica.key,
       attestation: this.hopAttestation(replica),
       attempt: delivery.attempts,
-      dispatchedAt: new Date(now).toISOString(),
+      dispatchedAt: isoTime(now),
       spokeTaskId: delivery.continuesSpokeTask ?? null,
       firstEventAt: null,
       finishedAt: null,
       outcome: null,
     };
-    record.hops.push(hop);
+    // A new exact-size array: a push would leave room for 16 more hops on every task kept.
+    record.hops = [...record.hops, hop];
     delivery.hop = hop;
     delivery.lastEventAt = now;
     delivery.stream = undefined;
@@ -1174,21 +1176,20 @@ export class Router {
     }
     const now = this.now();
     delivery.lastEventAt = now;
-    hop.firstEventAt ??= new Date(now).toISOString();
+    hop.firstEventAt ??= isoTime(now);
     const { record } = delivery;
     let outgoing: StreamResponse;
     if ('task' in event) {
       hop.spokeTaskId ??= event.task.id;
+      const metadata = withSpokeMetadata(record.task.metadata, event.task.metadata);
       record.task =
         event.task.artifacts === undefined
-          ? extend(record.task, { status: event.task.status })
-          : extend(record.task, { status: event.task.status, artifacts: event.task.artifacts });
-      adoptSpokeMetadata(record, event.task.metadata);
+          ? extend(record.task, { status: event.task.status, metadata })
+          : extend(record.task, { status: event.task.status, artifacts: event.task.artifacts, metadata });
       outgoing = { task: record.task };
     } else if ('statusUpdate' in event) {
       hop.spokeTaskId ??= event.statusUpdate.taskId;
-      this.applyStatus(record, event.statusUpdate.status);
-      adoptSpokeMetadata(record, event.statusUpdate.metadata);
+      this.applyStatus(record, event.statusUpdate.status, event.statusUpdate.metadata);
       outgoing = {
         statusUpdate: {
           taskId: record.id,
@@ -1199,11 +1200,13 @@ export class Router {
       };
     } else if ('artifactUpdate' in event) {
       hop.spokeTaskId ??= event.artifactUpdate.taskId;
-      record.task.artifacts = mergeArtifact(
-        record.task.artifacts ?? [],
-        event.artifactUpdate.artifact,
-        event.artifactUpdate.append === true,
-      );
+      record.task = extend(record.task, {
+        artifacts: mergeArtifact(
+          record.task.artifacts ?? [],
+          event.artifactUpdate.artifact,
+          event.artifactUpdate.append === true,
+        ),
+      });
       outgoing = {
         artifactUpdate: extend(event.artifactUpdate, { taskId: record.id, contextId: record.contextId }),
       };
@@ -1212,7 +1215,7 @@ export class Router {
       this.applyStatus(record, {
         state: 'TASK_STATE_COMPLETED',
         message,
-        timestamp: new Date(now).toISOString(),
+        timestamp: isoTime(now),
       });
       outgoing = { message };
     }
@@ -1222,10 +1225,24 @@ export class Router {
     else await this.appendEvent(record, outgoing, false);
   }
 
-  private applyStatus(record: HubTaskRecord, status: TaskStatus): void {
-    record.task.status = status;
-    // A new array, not a push: event snapshots share the live task's nested values (tasks.ts withSequence).
-    if (status.message !== undefined) record.task.history = [...(record.task.history ?? []), status.message];
+  /**
+   * Replaces the live task with one in `status` (its message appended to the history, `spokeMetadata` taken in):
+   * a new task object, never a change in place, because logged events share it (tasks.ts).
+   */
+  private applyStatus(
+    record: HubTaskRecord,
+    status: TaskStatus,
+    spokeMetadata?: Record<string, unknown>,
+  ): void {
+    const metadata = withSpokeMetadata(record.task.metadata, spokeMetadata);
+    record.task =
+      status.message === undefined
+        ? extend(record.task, { status, metadata })
+        : extend(record.task, {
+            status,
+            metadata,
+            history: [...(record.task.history ?? []), status.message],
+          });
   }
 
   /**
@@ -1248,7 +1265,7 @@ export class Router {
       delivery.stream?.cancel();
     }
     const now = this.now();
-    const finishedAt = new Date(now).toISOString();
+    const finishedAt = isoTime(now);
     if (delivery.hop !== undefined) {
       delivery.hop.finishedAt = finishedAt;
       delivery.hop.outcome ??= error?.code ?? state;
@@ -1302,7 +1319,7 @@ export class Router {
 
   /** Marks a record ended by a hub-side error or cancel and appends its final status event. */
   private async finishRecord(record: HubTaskRecord, state: TaskState, error: AppError): Promise<void> {
-    const at = new Date(this.now()).toISOString();
+    const at = isoTime(this.now());
     const failure: TaskFailure = {
       code: error.code,
       message: error.message,
@@ -1323,8 +1340,10 @@ export class Router {
     record.failure = state === 'TASK_STATE_CANCELED' ? null : failure;
     record.finishedAt = at;
     this.applyStatus(record, status);
-    record.task.metadata = extend(record.task.metadata, {
-      [HUB_ERROR_META]: { code: error.code, message: error.message },
+    record.task = extend(record.task, {
+      metadata: extend(record.task.metadata, {
+        [HUB_ERROR_META]: { code: error.code, message: error.message },
+      }),
     });
     await this.store.saveTask(record);
     await this.appendEvent(
@@ -1453,17 +1472,20 @@ const HUB_OWNED_METADATA: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Takes the metadata a spoke reports for its task (its skill, result details, error info) into the hub task,
- * so a caller that only reads the final task (SendMessage, GetTask) sees what a stream follower sees.
+ * The hub task's metadata with what a spoke reports for its task (its skill, result details, error info) taken
+ * in, so a caller that only reads the final task (SendMessage, GetTask) sees what a stream follower sees. The
+ * hub's own keys win.
  */
-function adoptSpokeMetadata(record: HubTaskRecord, spokeMetadata: Record<string, unknown> | undefined): void {
-  if (spokeMetadata === undefined) return;
-  const own = record.task.metadata ?? {};
+function withSpokeMetadata(
+  own: Record<string, unknown> | undefined,
+  spokeMetadata: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
+  if (spokeMetadata === undefined) return own;
   const merged: Record<string, unknown> = {};
   for (const key in spokeMetadata) {
     if (!HUB_OWNED_METADATA.has(key)) merged[key] = spokeMetadata[key];
   }
-  record.task.metadata = Object.assign(merged, own);
+  return Object.assign(merged, own);
 }
 
 function outcomeOf(state: TaskState): string {

@@ -19,8 +19,22 @@ export type CallerRef =
   | { readonly kind: 'client'; readonly principal: string }
   | { readonly kind: 'spoke'; readonly spoke: string; readonly replica: string };
 
-/** Stable string form of a caller, used for dedupe keys and task scoping. */
+const callerKeys = new WeakMap<CallerRef, string>();
+
+/**
+ * Stable string form of a caller, used for dedupe keys and task scoping. Made once per caller object (a link
+ * keeps one for its spoke), so the tasks of one caller share one string.
+ */
 export function callerKey(caller: CallerRef): string {
+  let key = callerKeys.get(caller);
+  if (key === undefined) {
+    key = callerKeyOf(caller);
+    callerKeys.set(caller, key);
+  }
+  return key;
+}
+
+function callerKeyOf(caller: CallerRef): string {
   switch (caller.kind) {
     case 'client':
       return `client:${caller.principal}`;
@@ -82,7 +96,8 @@ export interface HubTaskRecord {
   finishedAt: string | null;
   /** Absolute deadline, ms since the epoch. */
   readonly deadline: number;
-  readonly hops: HopRecord[];
+  /** Delivery attempts, oldest first (replaced, not pushed to, when a hop is added). */
+  hops: readonly HopRecord[];
   /**
    * The A2A view, with the hub task id. Its nested values (status, history, artifacts, metadata) are replaced,
    * never changed in place: logged events share them.
@@ -174,8 +189,8 @@ export interface TaskStore {
 
 /**
  * Adds seq/epoch to the metadata of the inner event of a StreamResponse. A task snapshot is a copy of the top
- * level only: the router never changes a live task's nested values in place (status, history, artifacts and
- * metadata are replaced, never mutated), so a replay still shows the event as it was delivered.
+ * level only: the router never changes a task it has logged (a change makes a new task object; status, history,
+ * artifacts and metadata are replaced, never mutated), so a replay still shows the event as it was delivered.
  */
 export function withSequence(event: StreamResponse, seq: number, epoch: string): StreamResponse {
   const stamp = { [META.seq]: seq, [META.epoch]: epoch };
@@ -201,7 +216,31 @@ export function endsStream(state: TaskState): boolean {
 
 interface EventLog {
   nextSeq: number;
-  readonly entries: TaskEventEntry[];
+  entries: LoggedEvent[];
+}
+
+/**
+ * An entry of the in-memory log. It keeps the event as routed and stamps seq/epoch when `event` is read: a
+ * finished task's log then holds no copies of its task, only references to what the task record holds anyway
+ * (most logged events are never read again).
+ */
+class LoggedEvent implements TaskEventEntry {
+  constructor(
+    readonly taskId: string,
+    readonly seq: number,
+    readonly epoch: string,
+    private readonly routed: StreamResponse,
+    readonly final: boolean,
+  ) {}
+
+  get event(): StreamResponse {
+    return withSequence(this.routed, this.seq, this.epoch);
+  }
+}
+
+interface DedupeEntry {
+  readonly taskId: string;
+  readonly expiresAt: number;
 }
 
 /** Bounds of the in-memory store. */
@@ -224,7 +263,8 @@ export class InMemoryTaskStore implements TaskStore {
   /** Ids of tasks saved in a terminal state, oldest first from `finishedHead` (eviction order). */
   private finished: string[] = [];
   private finishedHead = 0;
-  private readonly dedupe: RecentMap<string, { taskId: string; expiresAt: number }>;
+  /** Per caller key: messageId → the task made for it. */
+  private readonly dedupe = new Map<string, RecentMap<string, DedupeEntry>>();
   private readonly conversations = new Map<string, Conversation>();
   private readonly audit: AttestationAuditEntry[] = [];
   private readonly eventLimit: number;
@@ -235,7 +275,6 @@ export class InMemoryTaskStore implements TaskStore {
     this.eventLimit = options.eventLimit;
     this.taskLimit = options.taskLimit ?? 50_000;
     this.auditLimit = options.auditLimit ?? 10_000;
-    this.dedupe = new RecentMap(Math.max(2, this.taskLimit));
   }
 
   async saveTask(record: HubTaskRecord): Promise<void> {
@@ -278,19 +317,24 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async findByMessageId(key: string, messageId: string, now: number): Promise<string | undefined> {
-    const dedupeKey = `${key}\u0000${messageId}`;
-    const entry = this.dedupe.get(dedupeKey);
+    const remembered = this.dedupe.get(key);
+    const entry = remembered?.get(messageId);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= now) {
-      this.dedupe.delete(dedupeKey);
+      remembered?.delete(messageId);
       return undefined;
     }
     return entry.taskId;
   }
 
   async rememberMessageId(key: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
-    // Bounded like the tasks: about the most recent taskLimit messageIds are remembered.
-    this.dedupe.set(`${key}\u0000${messageId}`, { taskId, expiresAt });
+    let remembered = this.dedupe.get(key);
+    if (remembered === undefined) {
+      // Bounded like the tasks: about the most recent taskLimit messageIds of each caller are remembered.
+      remembered = new RecentMap(Math.max(2, this.taskLimit));
+      this.dedupe.set(key, remembered);
+    }
+    remembered.set(messageId, { taskId, expiresAt });
   }
 
   async appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry> {
@@ -299,16 +343,11 @@ export class InMemoryTaskStore implements TaskStore {
       log = { nextSeq: 1, entries: [] };
       this.logs.set(taskId, log);
     }
-    const seq = log.nextSeq++;
-    const entry: TaskEventEntry = {
-      taskId,
-      seq,
-      epoch: this.epoch,
-      event: withSequence(event, seq, this.epoch),
-      final,
-    };
+    const entry = new LoggedEvent(taskId, log.nextSeq++, this.epoch, event, final);
     log.entries.push(entry);
     if (log.entries.length > this.eventLimit) log.entries.shift();
+    // An exact-size copy once the stream ends: a push leaves room for 16 more entries in every log kept.
+    if (final) log.entries = log.entries.slice();
     return entry;
   }
 

@@ -214,7 +214,7 @@ for (const implementation of IMPLEMENTATIONS) {
       it('returns a saved record with its hops as saved, and the latest save after an update', async () => {
         const store = await implementation.fresh({ eventLimit: 10 });
         const record = taskRecord();
-        record.hops.push(
+        record.hops = [
           {
             from: 'client',
             to: 'marketing',
@@ -243,7 +243,7 @@ for (const implementation of IMPLEMENTATIONS) {
             finishedAt: null,
             outcome: null,
           },
-        );
+        ];
         record.childTaskIds.push('child-1');
         record.failure = { code: 'DEADLINE_EXCEEDED', message: 'too slow', details: { ms: 60_000 } };
         await store.saveTask(record);
