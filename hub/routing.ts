@@ -36,6 +36,7 @@ import {
   type CallerRef,
   type HopRecord,
   type HubTaskRecord,
+  type RememberedMessage,
   type TaskEventBus,
   type TaskEventEntry,
   type TaskFailure,
@@ -327,8 +328,10 @@ export class Router {
         : routable.filter((replica) => replica.key === continuation.replica);
     if (candidates.length === 0) throw this.unroutable(spoke, continuation?.replica);
     const queue = this.queueOf(spoke);
-    const contextId = request.message.contextId ?? continuation?.contextId ?? randomUUID();
-    const immediate = queue.length === 0 ? this.choose(candidates, contextId) : undefined;
+    const givenContextId = request.message.contextId ?? continuation?.contextId;
+    const contextId = givenContextId ?? randomUUID();
+    const immediate =
+      queue.length === 0 ? this.choose(candidates, contextId, givenContextId === undefined) : undefined;
     if (immediate === undefined && queue.length >= this.config.QUEUE_LIMIT) {
       const error = new AppError('QUEUE_FULL', `spoke ${spoke} is at capacity and its queue is full`, {
         details: { spoke, queueLimit: this.config.QUEUE_LIMIT },
@@ -369,14 +372,10 @@ export class Router {
       this.metrics?.setQueueDepth(spoke, queue.length);
     }
     delivery.totalTimer = setTimeout(this.onTotalDeadline, Math.max(0, record.deadline - now), delivery);
-    await this.store.saveTask(record);
-    await this.store.rememberMessageId(
-      ownerKey,
-      request.message.messageId,
-      record.id,
-      now + this.config.DEDUPE_TTL_MS,
-    );
-    await this.appendEvent(record, { task: record.task }, false);
+    await this.saveWithEvent(record, { task: record.task }, false, {
+      messageId: request.message.messageId,
+      expiresAt: now + this.config.DEDUPE_TTL_MS,
+    });
     if (immediate !== undefined) this.run(delivery, immediate);
     return { record, deduplicated: false };
   }
@@ -808,11 +807,14 @@ export class Router {
     return error;
   }
 
-  /** Least outstanding (relative to capacity) among replicas with a free slot; sticky by contextId. */
-  private choose(candidates: readonly Replica[], contextId: string): Replica | undefined {
+  /**
+   * Least outstanding (relative to capacity) among replicas with a free slot; sticky by contextId. A context
+   * the hub has just made up (`newContext`) has no replica yet, so it is not looked up.
+   */
+  private choose(candidates: readonly Replica[], contextId: string, newContext = false): Replica | undefined {
     const withRoom = candidates.filter((replica) => replica.outstanding < replica.load.capacity);
     if (withRoom.length === 0) return undefined;
-    const stickyKey = this.sticky.get(contextId);
+    const stickyKey = newContext ? undefined : this.sticky.get(contextId);
     let chosen = stickyKey === undefined ? undefined : withRoom.find((replica) => replica.key === stickyKey);
     if (chosen === undefined) {
       for (const replica of withRoom) {
@@ -1307,8 +1309,7 @@ export class Router {
         },
         'task routed',
       );
-      await this.store.saveTask(delivery.record);
-      await this.appendEvent(delivery.record, finalEvent ?? { task: delivery.record.task }, true);
+      await this.saveWithEvent(delivery.record, finalEvent ?? { task: delivery.record.task }, true);
     } finally {
       // Also when the store failed: a waiter gets the record as it is rather than waiting forever.
       const waiters = delivery.waiters ?? [];
@@ -1345,8 +1346,7 @@ export class Router {
         [HUB_ERROR_META]: { code: error.code, message: error.message },
       }),
     });
-    await this.store.saveTask(record);
-    await this.appendEvent(
+    await this.saveWithEvent(
       record,
       {
         statusUpdate: {
@@ -1362,6 +1362,17 @@ export class Router {
 
   private async appendEvent(record: HubTaskRecord, event: StreamResponse, final: boolean): Promise<void> {
     const entry = await this.store.appendEvent(record.id, event, final);
+    this.bus.publish(entry);
+  }
+
+  /** Saves the record with its event in one store step (and `remember`s a new task's messageId), then publishes. */
+  private async saveWithEvent(
+    record: HubTaskRecord,
+    event: StreamResponse,
+    final: boolean,
+    remember?: RememberedMessage,
+  ): Promise<void> {
+    const entry = await this.store.saveTaskAndEvent(record, event, final, remember);
     this.bus.publish(entry);
   }
 

@@ -3,7 +3,7 @@
 // audit, with the same semantics as InMemoryTaskStore; plus openHubStore, which opens and migrates the database.
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { migrate, openDatabase, type Database, type Queryable } from '../shared/db.js';
+import { migrate, openDatabase, type Database } from '../shared/db.js';
 import { AppError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { isTerminalState, type StreamResponse } from '../shared/protocol.js';
@@ -14,6 +14,7 @@ import {
   type ConversationTurn,
   type EventReplay,
   type HubTaskRecord,
+  type RememberedMessage,
   type TaskEventEntry,
   type TaskListQuery,
   type TaskStore,
@@ -60,17 +61,46 @@ const UPSERT_MESSAGE_TASK = `
 INSERT INTO task_message_ids (caller_key, message_id, task_id, expires_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (caller_key, message_id) DO UPDATE SET task_id = EXCLUDED.task_id, expires_at = EXCLUDED.expires_at`;
 
-/** Hands out the next seq of a task; the row lock it takes orders concurrent appends until COMMIT. */
-const NEXT_EVENT_SEQ = `
-INSERT INTO task_event_counters (task_id, last_seq) VALUES ($1, 1)
-ON CONFLICT (task_id) DO UPDATE SET last_seq = task_event_counters.last_seq + 1
-RETURNING last_seq`;
-/** Appends one event and drops the task's events at or below $5 (keeps the newest eventLimit). */
-const INSERT_EVENT_AND_TRIM = `
-WITH appended AS (
-  INSERT INTO task_events (task_id, seq, event, final) VALUES ($1, $2, $3::json, $4)
+/**
+ * The CTEs that append one event to task $1 (the event $2, final $3) and keep its newest $4 events. `counter`
+ * hands out the next seq; the row lock it takes orders concurrent appends of one task until the statement
+ * commits. Events are stored as routed and stamped with seq and epoch when read.
+ */
+const APPEND_EVENT_CTES = `
+counter AS (
+  INSERT INTO task_event_counters (task_id, last_seq) VALUES ($1, 1)
+  ON CONFLICT (task_id) DO UPDATE SET last_seq = task_event_counters.last_seq + 1
+  RETURNING last_seq
+), appended AS (
+  INSERT INTO task_events (task_id, seq, event, final) SELECT $1, last_seq, $2::json, $3 FROM counter
+), trimmed AS (
+  DELETE FROM task_events WHERE task_id = $1 AND seq <= (SELECT last_seq FROM counter) - $4
+)`;
+const APPEND_EVENT = `WITH ${APPEND_EVENT_CTES} SELECT last_seq AS seq FROM counter`;
+/**
+ * UPSERT_TASK ($1, $5…$16 as there), the event append ($1…$4), and with $17 set, the messageId $17 of caller
+ * $9 remembered until $18: one statement, one transaction.
+ */
+const SAVE_TASK_AND_EVENT = `
+WITH ${APPEND_EVENT_CTES}, saved AS (
+  INSERT INTO tasks (id, context_id, tenant, skill_id, parent_task_id, caller_key, trace_id, state, terminal,
+                     status_time, deadline_at, created_at, updated_at, record)
+  VALUES ($1, $5, $6, $7, $8, $9, $10, $11, $12, $13, to_timestamp($14::double precision / 1000),
+          $15::timestamptz, clock_timestamp(), $16::json)
+  ON CONFLICT (id) DO UPDATE SET
+    context_id = EXCLUDED.context_id, tenant = EXCLUDED.tenant, skill_id = EXCLUDED.skill_id,
+    parent_task_id = EXCLUDED.parent_task_id, caller_key = EXCLUDED.caller_key, trace_id = EXCLUDED.trace_id,
+    state = EXCLUDED.state, terminal = EXCLUDED.terminal, status_time = EXCLUDED.status_time,
+    deadline_at = EXCLUDED.deadline_at, updated_at = clock_timestamp(), record = EXCLUDED.record
+  RETURNING (xmax = 0) AS inserted
+), remembered AS (
+  INSERT INTO task_message_ids (caller_key, message_id, task_id, expires_at)
+  SELECT $9, $17, $1, $18 WHERE $17::text IS NOT NULL
+  ON CONFLICT (caller_key, message_id) DO UPDATE SET task_id = EXCLUDED.task_id, expires_at = EXCLUDED.expires_at
+  RETURNING 1
 )
-DELETE FROM task_events WHERE task_id = $1 AND seq <= $5`;
+SELECT (SELECT last_seq FROM counter) AS seq, (SELECT inserted FROM saved) AS inserted,
+       (SELECT count(*) FROM remembered)::int AS remembered`;
 const SELECT_EVENTS_AFTER = `
 SELECT seq, event, final FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq`;
 
@@ -174,8 +204,8 @@ interface AuditRow {
 /**
  * A {@link TaskStore} in SQL with InMemoryTaskStore's semantics, so tasks, event logs, conversations and the
  * audit survive a hub restart. The epoch is created once per database (kept across restarts, new after a
- * wipe). Seq is assigned in a transaction that row-locks the task's counter, so concurrent appends for one
- * task get 1, 2, 3… without holes. Retention: each append keeps the newest `eventLimit` events of its task;
+ * wipe). Seq is assigned by the statement that appends, which row-locks the task's counter, so concurrent
+ * appends for one task get 1, 2, 3… without holes; saving a record with its event is that same one statement. Retention: each append keeps the newest `eventLimit` events of its task;
  * every `pruneEvery` writes the oldest finished tasks beyond `taskLimit`, expired and excess messageIds and
  * excess audit entries are deleted ({@link SqlTaskStore.prune}). Records are returned as copies: a caller
  * that changes a record it read must `saveTask` it. Build one with {@link createSqlTaskStore}.
@@ -213,20 +243,34 @@ export class SqlTaskStore implements TaskStore {
   async saveTask(record: HubTaskRecord): Promise<void> {
     const result = await this.db.query<{ inserted: boolean }>(UPSERT_TASK, [
       record.id,
-      record.contextId,
-      record.target,
-      record.skill,
-      record.parentTaskId,
-      record.callerKey,
-      record.traceId,
-      record.task.status.state,
-      isTerminalState(record.task.status.state),
-      record.task.status.timestamp ?? record.createdAt,
-      record.deadline,
-      record.createdAt,
-      JSON.stringify(record),
+      ...taskColumns(record),
     ]);
     if (result.rows[0]?.inserted === true) await this.countWrite();
+  }
+
+  async saveTaskAndEvent(
+    record: HubTaskRecord,
+    event: StreamResponse,
+    final: boolean,
+    remember?: RememberedMessage,
+  ): Promise<TaskEventEntry> {
+    const result = await this.db.query<{ seq: string | number; inserted: boolean; remembered: number }>(
+      SAVE_TASK_AND_EVENT,
+      [
+        record.id,
+        JSON.stringify(event),
+        final,
+        this.eventLimit,
+        ...taskColumns(record),
+        remember?.messageId ?? null,
+        remember === undefined ? null : Math.ceil(remember.expiresAt),
+      ],
+    );
+    const row = result.rows[0];
+    if (row === undefined) throw new AppError('INTERNAL', `task ${record.id} was not saved`);
+    if (row.inserted) await this.countWrite();
+    if (row.remembered > 0) await this.countWrite();
+    return this.loggedEntry(record.id, Number(row.seq), event, final);
   }
 
   async getTask(id: string): Promise<HubTaskRecord | undefined> {
@@ -277,18 +321,19 @@ export class SqlTaskStore implements TaskStore {
   }
 
   async appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry> {
-    return this.db.transaction(async (tx) => {
-      const seq = await nextEventSeq(tx, taskId);
-      const stamped = withSequence(event, seq, this.epoch);
-      await tx.query(INSERT_EVENT_AND_TRIM, [
-        taskId,
-        seq,
-        JSON.stringify(stamped),
-        final,
-        seq - this.eventLimit,
-      ]);
-      return { taskId, seq, epoch: this.epoch, event: stamped, final };
-    });
+    const result = await this.db.query<{ seq: string | number }>(APPEND_EVENT, [
+      taskId,
+      JSON.stringify(event),
+      final,
+      this.eventLimit,
+    ]);
+    const row = result.rows[0];
+    if (row === undefined) throw new AppError('INTERNAL', `no event seq was assigned for task ${taskId}`);
+    return this.loggedEntry(taskId, Number(row.seq), event, final);
+  }
+
+  private loggedEntry(taskId: string, seq: number, event: StreamResponse, final: boolean): TaskEventEntry {
+    return { taskId, seq, epoch: this.epoch, event: withSequence(event, seq, this.epoch), final };
   }
 
   async eventsAfter(taskId: string, afterSeq: number): Promise<EventReplay> {
@@ -297,7 +342,8 @@ export class SqlTaskStore implements TaskStore {
       taskId,
       seq: Number(row.seq),
       epoch: this.epoch,
-      event: streamResponseOf(row.event, taskId),
+      // Stamped here: events are stored as routed (rows written before that carry the same stamp already).
+      event: withSequence(streamResponseOf(row.event, taskId), Number(row.seq), this.epoch),
       final: row.final,
     }));
     // Seqs have no holes and trimming removes a prefix, so the first row after afterSeq is the oldest kept
@@ -377,11 +423,22 @@ export class SqlTaskStore implements TaskStore {
   }
 }
 
-async function nextEventSeq(tx: Queryable, taskId: string): Promise<number> {
-  const result = await tx.query<{ last_seq: string | number }>(NEXT_EVENT_SEQ, [taskId]);
-  const row = result.rows[0];
-  if (row === undefined) throw new AppError('INTERNAL', `no event seq was assigned for task ${taskId}`);
-  return Number(row.last_seq);
+/** The values of UPSERT_TASK's columns after the id ($2…$13), in order. */
+function taskColumns(record: HubTaskRecord): unknown[] {
+  return [
+    record.contextId,
+    record.target,
+    record.skill,
+    record.parentTaskId,
+    record.callerKey,
+    record.traceId,
+    record.task.status.state,
+    isTerminalState(record.task.status.state),
+    record.task.status.timestamp ?? record.createdAt,
+    record.deadline,
+    record.createdAt,
+    JSON.stringify(record),
+  ];
 }
 
 /**

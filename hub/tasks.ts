@@ -154,6 +154,12 @@ export interface AttestationAuditEntry {
   readonly kid: string | null;
 }
 
+/** The messageId a new task was made for, kept for dedupe until `expiresAt` (ms since the epoch). */
+export interface RememberedMessage {
+  readonly messageId: string;
+  readonly expiresAt: number;
+}
+
 /** Filters of {@link TaskStore.listTasks}. */
 export interface TaskListQuery {
   readonly callerKey: string;
@@ -180,6 +186,17 @@ export interface TaskStore {
   rememberMessageId(callerKey: string, messageId: string, taskId: string, expiresAt: number): Promise<void>;
   /** Appends an event; seq is assigned here (1, 2, 3… per task). */
   appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry>;
+  /**
+   * `saveTask`, then `appendEvent` for the task, and with `remember` also `rememberMessageId` for the caller
+   * that made it, as one step: one statement in SQL, so a saved state and its event are never split by a
+   * crash, and one round trip instead of five (the routed hot path).
+   */
+  saveTaskAndEvent(
+    record: HubTaskRecord,
+    event: StreamResponse,
+    final: boolean,
+    remember?: RememberedMessage,
+  ): Promise<TaskEventEntry>;
   eventsAfter(taskId: string, afterSeq: number): Promise<EventReplay>;
   getConversation(contextId: string): Promise<Conversation | undefined>;
   saveConversation(conversation: Conversation): Promise<void>;
@@ -257,8 +274,8 @@ export interface InMemoryTaskStoreOptions {
 export class InMemoryTaskStore implements TaskStore {
   readonly epoch = randomUUID();
   private readonly tasks = new Map<string, HubTaskRecord>();
-  /** `traceId NUL target` → the newest open task with that trace and target (O(1) sub-request linking). */
-  private readonly openByTrace = new Map<string, string>();
+  /** Per target spoke: traceId → the newest open task with that trace (O(1) sub-request linking). */
+  private readonly openByTrace = new Map<string, Map<string, string>>();
   private readonly logs = new Map<string, EventLog>();
   /** Ids of tasks saved in a terminal state, oldest first from `finishedHead` (eviction order). */
   private finished: string[] = [];
@@ -278,11 +295,31 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async saveTask(record: HubTaskRecord): Promise<void> {
+    this.keepTask(record);
+  }
+
+  async saveTaskAndEvent(
+    record: HubTaskRecord,
+    event: StreamResponse,
+    final: boolean,
+    remember?: RememberedMessage,
+  ): Promise<TaskEventEntry> {
+    this.keepTask(record);
+    if (remember !== undefined)
+      this.rememberMessage(record.callerKey, remember.messageId, record.id, remember.expiresAt);
+    return this.logEvent(record.id, event, final);
+  }
+
+  private keepTask(record: HubTaskRecord): void {
     if (!this.tasks.has(record.id) && this.tasks.size >= this.taskLimit) this.evictOneFinishedTask();
-    const traceKey = `${record.traceId}\u0000${record.target}`;
-    if (!isTerminalState(record.task.status.state)) this.openByTrace.set(traceKey, record.id);
+    let openOfTarget = this.openByTrace.get(record.target);
+    if (openOfTarget === undefined) {
+      openOfTarget = new Map();
+      this.openByTrace.set(record.target, openOfTarget);
+    }
+    if (!isTerminalState(record.task.status.state)) openOfTarget.set(record.traceId, record.id);
     else {
-      if (this.openByTrace.get(traceKey) === record.id) this.openByTrace.delete(traceKey);
+      if (openOfTarget.get(record.traceId) === record.id) openOfTarget.delete(record.traceId);
       this.finished.push(record.id);
     }
     this.tasks.set(record.id, record);
@@ -311,7 +348,7 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async findOpenTaskByTrace(traceId: string, spoke: string): Promise<HubTaskRecord | undefined> {
-    const id = this.openByTrace.get(`${traceId}\u0000${spoke}`);
+    const id = this.openByTrace.get(spoke)?.get(traceId);
     const record = id === undefined ? undefined : this.tasks.get(id);
     return record !== undefined && !isTerminalState(record.task.status.state) ? record : undefined;
   }
@@ -328,6 +365,10 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async rememberMessageId(key: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
+    this.rememberMessage(key, messageId, taskId, expiresAt);
+  }
+
+  private rememberMessage(key: string, messageId: string, taskId: string, expiresAt: number): void {
     let remembered = this.dedupe.get(key);
     if (remembered === undefined) {
       // Bounded like the tasks: about the most recent taskLimit messageIds of each caller are remembered.
@@ -338,6 +379,10 @@ export class InMemoryTaskStore implements TaskStore {
   }
 
   async appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry> {
+    return this.logEvent(taskId, event, final);
+  }
+
+  private logEvent(taskId: string, event: StreamResponse, final: boolean): LoggedEvent {
     let log = this.logs.get(taskId);
     if (log === undefined) {
       log = { nextSeq: 1, entries: [] };

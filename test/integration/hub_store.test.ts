@@ -339,6 +339,68 @@ for (const implementation of IMPLEMENTATIONS) {
         expect((await store.eventsAfter(record.id, 0)).entries.map((entry) => entry.seq)).toEqual([4, 5, 6]);
       });
 
+      it('saves a record with its event in one step: seq continues the log, the messageId is remembered', async () => {
+        const store = await implementation.fresh({ eventLimit: 3 });
+        const record = taskRecord({ state: 'TASK_STATE_SUBMITTED' });
+        const expiresAt = Date.now() + 600_000;
+        const first = await store.saveTaskAndEvent(record, { task: record.task }, false, {
+          messageId: record.messageId,
+          expiresAt,
+        });
+        expect(first).toMatchObject({ taskId: record.id, seq: 1, epoch: store.epoch, final: false });
+        expect(metadataOf(first.event)).toMatchObject({ [META.seq]: 1, [META.epoch]: store.epoch });
+        expect(await store.getTask(record.id)).toEqual(record);
+        expect(await store.findByMessageId(record.callerKey, record.messageId, expiresAt - 1)).toBe(
+          record.id,
+        );
+        for (const text of ['two', 'three'])
+          await store.appendEvent(record.id, statusEvent(record, text), false);
+
+        const finished: HubTaskRecord = {
+          ...record,
+          finishedAt: '2025-03-01T10:00:05.000Z',
+          task: {
+            ...record.task,
+            status: { state: 'TASK_STATE_COMPLETED', timestamp: '2025-03-01T10:00:05.000Z' },
+          },
+        };
+        const last = await store.saveTaskAndEvent(finished, { task: finished.task }, true);
+        expect(last).toMatchObject({ seq: 4, final: true });
+        expect(await store.getTask(record.id)).toEqual(finished);
+        // Without `remember` the dedupe entry stays as it was; the log keeps its newest three events.
+        expect(await store.findByMessageId(record.callerKey, record.messageId, expiresAt - 1)).toBe(
+          record.id,
+        );
+        const replay = await store.eventsAfter(record.id, 0);
+        expect(replay.gap).toBe(true);
+        expect(replay.entries.map((entry) => [entry.seq, entry.final])).toEqual([
+          [2, false],
+          [3, false],
+          [4, true],
+        ]);
+        expect(replay.entries[2]).toEqual(last);
+        expect(await store.findOpenTaskByTrace(record.traceId, record.target)).toBeUndefined();
+        expect(await store.findByMessageId(record.callerKey, record.messageId, expiresAt)).toBeUndefined();
+      });
+
+      it('orders concurrent saves with events and appends on one task without holes', async () => {
+        const store = await implementation.fresh({ eventLimit: 100 });
+        const record = taskRecord();
+        const entries = await Promise.all(
+          Array.from({ length: 20 }, (_, index) =>
+            index % 2 === 0
+              ? store.saveTaskAndEvent(record, statusEvent(record, `s${index}`), false)
+              : store.appendEvent(record.id, statusEvent(record, `a${index}`), false),
+          ),
+        );
+        const seqs = entries.map((entry) => entry.seq).sort((a, b) => a - b);
+        expect(seqs).toEqual(Array.from({ length: 20 }, (_, index) => index + 1));
+        const replay = await store.eventsAfter(record.id, 0);
+        expect(replay.entries.map((entry) => eventText(entry.event)).sort()).toEqual(
+          entries.map((entry) => eventText(entry.event)).sort(),
+        );
+      });
+
       it('finds the task of a remembered (caller, messageId) until it expires', async () => {
         const store = await implementation.fresh({ eventLimit: 10 });
         // Real clock times: the SQL store also drops entries that expired by its own clock when it prunes.
