@@ -4,13 +4,15 @@
 // for HTTP /a2a callers and for a spoke calling another spoke over its attested link, hub-added p50/p99 at a
 // fixed open-loop rate of 500 req/s, closed-loop throughput, lost and duplicated answers; and, as the floor under
 // the link figure, the CPU of a bare WebSocket relay (bench/relay_main.mjs) moving the same frames. The hub runs
-// as deployed (docker/hub.Dockerfile): compiled by `npm run build` (done here first) and started with bare node;
-// under tsx it costs about a fifth more CPU per message (esbuild's keepNames wraps every closure it creates).
+// compiled, as docker/hub.Dockerfile runs it (`npm run build`, done here first, then bare node; under tsx it costs
+// about a fifth more CPU per message: esbuild's keepNames wraps every closure it creates), with the in-memory
+// task store; a last phase restarts it on the SQL task store with PostgreSQL (AGENTHUB_TEST_POSTGRES_URL, as
+// docker/compose.yaml deploys it) and measures the spoke → hub → spoke path again.
 // Run: npx tsx bench/hub_routing.ts (BENCH_QUICK=1 for a smoke run). The last line is one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
@@ -27,6 +29,12 @@ import { startSpoke, type RunningSpoke } from '../shared/spoke_runtime.js';
 import { REPO_ROOT, lockfilePath } from '../shared/layout.js';
 import { META } from '../shared/protocol.js';
 import { pingSpokeCodePaths } from '../test/helpers/ping_spoke_main.js';
+import {
+  createScratchDatabase,
+  postgresUnreachableReason,
+  TEST_POSTGRES_URL,
+  type ScratchDatabase,
+} from '../test/helpers/postgres.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const closedLoopCount = quick ? 600 : 4_000;
@@ -40,11 +48,15 @@ const warmupCount = quick ? 200 : 1_000;
  * (the rounds least disturbed by other load on the box).
  */
 const linkRounds = quick ? 1 : 5;
+/** Rounds of the spoke → hub → spoke path with the hub on PostgreSQL (each a SQL round trip or four per message). */
+const postgresRounds = quick ? 1 : 3;
+const postgresCount = quick ? 300 : 1_500;
 /** Hard wall-clock bound of the whole run, ms. */
 const runLimitMs = quick ? 120_000 : 300_000;
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const children: ChildProcess[] = [];
+let scratch: ScratchDatabase | undefined;
 const spokesToClose: RunningSpoke[] = [];
 
 async function freePort(): Promise<number> {
@@ -452,7 +464,10 @@ function round(value: number, digits = 2): number {
   return Math.round(value * factor) / factor;
 }
 
-/** Compiles the services into dist/ (`npm run build`), as the container images do. */
+/**
+ * Compiles the services into dist/ (`npm run build`) and copies the hub's migrations beside them, as
+ * docker/hub.Dockerfile does.
+ */
 async function buildServices(): Promise<void> {
   const tsc = spawn(
     process.execPath,
@@ -464,6 +479,17 @@ async function buildServices(): Promise<void> {
   );
   const code = await new Promise<number | null>((resolve) => tsc.once('exit', resolve));
   if (code !== 0) throw new Error(`npm run build (tsc -p tsconfig.build.json) failed with exit code ${code}`);
+  await cp(join(REPO_ROOT, 'hub/migrations'), join(REPO_ROOT, 'dist/hub/migrations'), { recursive: true });
+}
+
+/** Stops one child process (SIGTERM, then SIGKILL after 10 s) and waits for it to exit. */
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  });
 }
 
 async function main(): Promise<void> {
@@ -520,11 +546,9 @@ async function main(): Promise<void> {
     });
     // BENCH_HUB_PROFILE_DIR=<dir> writes a V8 CPU profile of the hub process there (for finding hot spots).
     const profileDir = process.env.BENCH_HUB_PROFILE_DIR;
-    startProcess(
-      'dist/hub/main.js',
-      { AGENTHUB_STATE_DIR: stateDir, HUB_PORT: String(hubPort), QUEUE_LIMIT: '256' },
-      profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
-    );
+    const hubEnv = { AGENTHUB_STATE_DIR: stateDir, HUB_PORT: String(hubPort), QUEUE_LIMIT: '256' };
+    const hubNodeArgs = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+    let hub = startProcess('dist/hub/main.js', hubEnv, hubNodeArgs);
     const loadgen: RunningSpoke = await startSpoke({
       name: 'loadgen',
       description: 'bench load generator',
@@ -607,6 +631,44 @@ async function main(): Promise<void> {
       relayLost += relay.lost;
     }
     await answerer.close();
+
+    // 10 KB over the link, once the 256 B rounds are done.
+    let viaLink10k = { ok: 0, lost: 0, duplicated: 0, seconds: 1 };
+    const cpuLink10k = await cpuPerMessage(hubUrl, async () => {
+      viaLink10k = await spokeToSpoke(loadgen.apiUrl, closedLoopCount10k, 10 * 1024);
+    });
+    tallies.hub.sent += closedLoopCount10k;
+    tallies.hub.ok += viaLink10k.ok;
+    tallies.hub.lost += viaLink10k.lost;
+    tallies.hub.duplicated += viaLink10k.duplicated;
+
+    // The same path with the hub restarted on the SQL task store over PostgreSQL, as docker/compose.yaml runs it.
+    const postgresSkip = await postgresUnreachableReason();
+    const postgresRuns: { cpuUs: number; rps: number }[] = [];
+    if (postgresSkip === undefined) {
+      scratch = await createScratchDatabase('agenthub_bench_hub');
+      await stopProcess(hub);
+      hub = startProcess('dist/hub/main.js', { ...hubEnv, DATABASE_URL: scratch.url }, hubNodeArgs);
+      await waitReady(hubUrl, enrolment.apiKey);
+      await spokeToSpoke(loadgen.apiUrl, Math.min(warmupCount, postgresCount), 256);
+      for (let round = 0; round < postgresRounds; round += 1) {
+        let viaPostgres = { ok: 0, lost: 0, duplicated: 0, seconds: 1 };
+        const cpu = await cpuPerMessage(hubUrl, async () => {
+          viaPostgres = await spokeToSpoke(loadgen.apiUrl, postgresCount, 256);
+        });
+        postgresRuns.push({ cpuUs: cpu.user + cpu.system, rps: postgresCount / viaPostgres.seconds });
+        tallies.hub.sent += postgresCount;
+        tallies.hub.ok += viaPostgres.ok;
+        tallies.hub.lost += viaPostgres.lost;
+        tallies.hub.duplicated += viaPostgres.duplicated;
+      }
+    } else {
+      process.stderr.write(
+        `skipping the PostgreSQL phase: ${TEST_POSTGRES_URL} is not reachable (${postgresSkip})\n`,
+      );
+    }
+    const postgres = postgresRuns.length === 0 ? undefined : medianBy(postgresRuns, (run) => run.cpuUs);
+
     const link = medianBy(linkRuns, (run) => run.cpuUs);
     const relayCpuUs = medianBy(relayRuns, (cpuUs) => cpuUs);
     const linkMinUs = Math.min(...linkRuns.map((run) => run.cpuUs));
@@ -624,14 +686,18 @@ async function main(): Promise<void> {
       `open loop ${openLoopRate} req/s for ${openLoopSeconds} s, 256 B: via hub p50 ${round(hubP50, 3)} ms p99 ${round(hubP99, 3)} ms; direct p50 ${round(directP50, 3)} ms p99 ${round(directP99, 3)} ms`,
       `spoke → hub → spoke (attested link, ${concurrency} in flight), 256 B, median of ${linkRounds}: ${round(link.rps, 0)} req/s, hub CPU ${round(link.cpuUs, 1)} µs per routed message (user ${round(link.userUs, 1)}, system ${round(link.systemUs, 1)}); rounds ${linkRuns.map((run) => round(run.cpuUs, 1)).join(', ')}`,
       `bare WebSocket relay moving the same frames (no routing features), 256 B, median of ${linkRounds}: ${round(relayCpuUs, 1)} µs per message; rounds ${relayRuns.map((cpuUs) => round(cpuUs, 1)).join(', ')}`,
+      `spoke → hub → spoke, 10 KB: ${round(closedLoopCount10k / viaLink10k.seconds, 0)} req/s, hub CPU ${round(cpuLink10k.user + cpuLink10k.system, 1)} µs per routed message`,
+      postgres === undefined
+        ? `spoke → hub → spoke with the hub on PostgreSQL: skipped (${postgresSkip ?? 'no rounds'})`
+        : `spoke → hub → spoke with the hub's task store on PostgreSQL, 256 B, median of ${postgresRounds}: ${round(postgres.rps, 0)} req/s, hub CPU ${round(postgres.cpuUs, 1)} µs per routed message; rounds ${postgresRuns.map((run) => round(run.cpuUs, 1)).join(', ')}`,
       `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}`,
     ];
     for (const line of lines) process.stdout.write(`${line}\n`);
     process.stdout.write(
       `${JSON.stringify({
-        hub_cpu_us_per_msg_256b: round(cpu256.user + cpu256.system, 1),
-        hub_cpu_user_us_per_msg_256b: round(cpu256.user, 1),
-        hub_cpu_system_us_per_msg_256b: round(cpu256.system, 1),
+        hub_cpu_us_per_msg_256b_http: round(cpu256.user + cpu256.system, 1),
+        hub_cpu_user_us_per_msg_256b_http: round(cpu256.user, 1),
+        hub_cpu_system_us_per_msg_256b_http: round(cpu256.system, 1),
         hub_cpu_us_per_msg_256b_spoke_to_spoke: round(link.cpuUs, 1),
         hub_cpu_user_us_per_msg_256b_spoke_to_spoke: round(link.userUs, 1),
         hub_cpu_system_us_per_msg_256b_spoke_to_spoke: round(link.systemUs, 1),
@@ -640,7 +706,11 @@ async function main(): Promise<void> {
         bare_relay_cpu_us_per_msg_256b: round(relayCpuUs, 1),
         bare_relay_cpu_us_per_msg_256b_min: round(relayMinUs, 1),
         hub_over_bare_relay_ratio: round(link.cpuUs / relayCpuUs, 2),
-        hub_cpu_us_per_msg_10kb: round(cpu10k.user + cpu10k.system, 1),
+        hub_cpu_us_per_msg_10kb_http: round(cpu10k.user + cpu10k.system, 1),
+        hub_cpu_us_per_msg_10kb_spoke_to_spoke: round(cpuLink10k.user + cpuLink10k.system, 1),
+        hub_cpu_us_per_msg_256b_spoke_to_spoke_postgres:
+          postgres === undefined ? null : round(postgres.cpuUs, 1),
+        throughput_rps_256b_spoke_to_spoke_postgres: postgres === undefined ? null : round(postgres.rps, 0),
         hub_added_p50_ms_500rps: round(hubP50 - directP50, 3),
         hub_added_p99_ms_500rps: round(hubP99 - directP99, 3),
         hub_p50_ms_500rps: round(hubP50, 3),
@@ -673,6 +743,7 @@ async function main(): Promise<void> {
       ),
     );
     agent.destroy();
+    await scratch?.drop();
     await rm(stateDir, { recursive: true, force: true });
   }
 }
