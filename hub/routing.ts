@@ -206,8 +206,11 @@ interface Delivery {
   settled: boolean;
   attempts: number;
   lastEventAt: number;
-  totalTimer: NodeJS.Timeout | undefined;
-  idleTimer: NodeJS.Timeout | undefined;
+  /** True once an attempt went out to a replica: from then on the idle limit counts, not only the deadline. */
+  idleCounts: boolean;
+  /** The delivery's one timer, due at `timerDue`: the earlier of the total deadline and the idle limit. */
+  timer: NodeJS.Timeout | undefined;
+  timerDue: number;
   /** Callers waiting in `settled()` for this delivery's end (woken with the live record, no store read). */
   waiters: SettleWaiter[] | undefined;
 }
@@ -358,8 +361,9 @@ export class Router {
       settled: false,
       attempts: 0,
       lastEventAt: now,
-      totalTimer: undefined,
-      idleTimer: undefined,
+      idleCounts: false,
+      timer: undefined,
+      timerDue: Number.POSITIVE_INFINITY,
       waiters: undefined,
     };
     this.active.set(record.id, delivery);
@@ -371,7 +375,7 @@ export class Router {
       queue.push(delivery);
       this.metrics?.setQueueDepth(spoke, queue.length);
     }
-    delivery.totalTimer = setTimeout(this.onTotalDeadline, Math.max(0, record.deadline - now), delivery);
+    this.armTimer(delivery);
     await this.saveWithEvent(record, { task: record.task }, false, {
       messageId: request.message.messageId,
       expiresAt: now + this.config.DEDUPE_TTL_MS,
@@ -986,7 +990,8 @@ export class Router {
     delivery.lastEventAt = now;
     delivery.stream = undefined;
     delivery.streamCanceled = false;
-    this.armIdle(delivery);
+    delivery.idleCounts = true;
+    this.armTimer(delivery);
     const attempt = { received: 0, ended: false };
     let handled: Promise<void> = Promise.resolve();
     const endAttempt = (error?: unknown): Promise<void> =>
@@ -1091,7 +1096,6 @@ export class Router {
     if (next === undefined) return false;
     if (delivery.hop !== undefined) delivery.hop.outcome = 'SPOKE_UNAVAILABLE';
     this.release(delivery, failed);
-    clearTimeout(delivery.idleTimer);
     next.outstanding += 1;
     delivery.replica = next;
     this.log.warn(
@@ -1109,19 +1113,31 @@ export class Router {
     this.pump(delivery.spoke);
   }
 
-  private armIdle(delivery: Delivery): void {
-    clearTimeout(delivery.idleTimer);
-    delivery.idleTimer = setTimeout(this.onIdleCheck, delivery.idleTimeoutMs, delivery);
+  /**
+   * Makes sure the delivery's timer fires no later than its total deadline and, once it counts, its idle limit.
+   * A timer that is due earlier stays: when it fires it looks again (events only move `lastEventAt`), so a
+   * delivery costs one timer, not one per limit nor one per event.
+   */
+  private armTimer(delivery: Delivery): void {
+    const idleDue = delivery.idleCounts
+      ? delivery.lastEventAt + delivery.idleTimeoutMs
+      : Number.POSITIVE_INFINITY;
+    const due = Math.min(delivery.record.deadline, idleDue);
+    if (delivery.timer !== undefined && delivery.timerDue <= due) return;
+    clearTimeout(delivery.timer);
+    delivery.timerDue = due;
+    delivery.timer = setTimeout(this.onTimer, Math.max(0, due - this.now()), delivery);
   }
 
-  // Timer callbacks bound once, the delivery passed as the timer argument: no closures per request.
-  private readonly onTotalDeadline = (delivery: Delivery): void => this.expire(delivery, 'total');
-
-  private readonly onIdleCheck = (delivery: Delivery): void => {
+  // Bound once, the delivery passed as the timer argument: no closure per request.
+  private readonly onTimer = (delivery: Delivery): void => {
+    delivery.timer = undefined;
     if (delivery.settled) return;
-    const silentFor = this.now() - delivery.lastEventAt;
-    if (silentFor >= delivery.idleTimeoutMs) this.expire(delivery, 'idle');
-    else delivery.idleTimer = setTimeout(this.onIdleCheck, delivery.idleTimeoutMs - silentFor, delivery);
+    const now = this.now();
+    if (now >= delivery.record.deadline) this.expire(delivery, 'total');
+    else if (delivery.idleCounts && now - delivery.lastEventAt >= delivery.idleTimeoutMs)
+      this.expire(delivery, 'idle');
+    else this.armTimer(delivery);
   };
 
   /** Deadline passed: CancelTask to the spoke, DEADLINE_EXCEEDED to the caller, later events dropped. */
@@ -1259,8 +1275,8 @@ export class Router {
   ): Promise<void> {
     if (delivery.settled) return;
     delivery.settled = true;
-    clearTimeout(delivery.idleTimer);
-    clearTimeout(delivery.totalTimer);
+    clearTimeout(delivery.timer);
+    delivery.timer = undefined;
     this.active.delete(delivery.record.id);
     if (error !== undefined) {
       delivery.streamCanceled = true;
