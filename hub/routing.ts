@@ -84,6 +84,9 @@ export interface GatePolicy {
   readonly maxAgeMs: number;
 }
 
+/** The verdict of every routable replica (one frozen object: the gate runs twice per routed message). */
+const ROUTABLE: GateVerdict = Object.freeze({ routable: true });
+
 /**
  * The routing gate, a pure function. A replica is routable iff it has a live session, its attestation is
  * `affirming`, was made for this session's sid, is younger than `maxAgeMs` and used the current policy, and
@@ -110,7 +113,7 @@ export function routingGate(input: GateInput, now: number, policy: GatePolicy): 
   if (now >= attestation.attestedAt + policy.maxAgeMs)
     return { routable: false, reason: 'attestation.stale' };
   if (!input.ready) return { routable: false, reason: 'not_ready' };
-  return { routable: true };
+  return ROUTABLE;
 }
 
 /** True for gate reasons that are about attestation (→ SPOKE_UNATTESTED) rather than reachability. */
@@ -134,8 +137,7 @@ export function isAttestationReason(reason: GateReason): boolean {
 /** The gate input of a registry replica. */
 export function gateInputOf(replica: Replica): GateInput {
   return {
-    session:
-      replica.session === undefined ? undefined : { sid: replica.session.sid, alive: replica.session.alive },
+    session: replica.session,
     attestation: replica.attestation,
     ready: replica.load.ready,
   };
@@ -252,7 +254,8 @@ export class Router {
   private readonly queues = new Map<string, Delivery[]>();
   private readonly sticky = new RecentMap<string, string>(STICKY_LIMIT);
   private readonly hopAttestations = new WeakMap<ReplicaAttestation, HopRecord['attestation']>();
-  private readonly submitting = new Map<string, Promise<SubmitResult>>();
+  /** Submissions in progress, per caller key and messageId (a concurrent duplicate waits for the first). */
+  private readonly submitting = new Map<string, Map<string, Promise<SubmitResult>>>();
   /** Smoothed service time per spoke, ms (for Retry-After on QUEUE_FULL). */
   private readonly serviceMs = new Map<string, number>();
   private closing = false;
@@ -292,16 +295,23 @@ export class Router {
 
   /** Accepts a request: gate, dedupe, target choice, admission (dispatch or queue) and the hub task record. */
   submit(request: RouteRequest): Promise<SubmitResult> {
-    const key = `${callerKey(request.caller)}\u0000${request.message.messageId}`;
-    const inFlight = this.submitting.get(key);
+    const key = callerKey(request.caller);
+    const { messageId } = request.message;
+    let ofCaller = this.submitting.get(key);
+    const inFlight = ofCaller?.get(messageId);
     if (inFlight !== undefined) {
       return inFlight.then((result) => {
         this.metrics?.deduplicated();
         return { record: result.record, deduplicated: true };
       });
     }
-    const promise = this.submitOnce(request).finally(() => this.submitting.delete(key));
-    this.submitting.set(key, promise);
+    if (ofCaller === undefined) {
+      ofCaller = new Map();
+      this.submitting.set(key, ofCaller);
+    }
+    const submissions = ofCaller;
+    const promise = this.submitOnce(request).finally(() => submissions.delete(messageId));
+    submissions.set(messageId, promise);
     return promise;
   }
 

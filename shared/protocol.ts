@@ -475,6 +475,8 @@ export const StreamEndSchema = z
 
 /** True when `text` is longer than {@link LIMITS.maxFrameBytes} in UTF-8: too large for one link frame. */
 export function isOversizedFrame(text: string): boolean {
+  // A UTF-16 code unit takes at most 3 bytes of UTF-8: most frames fit without counting their bytes.
+  if (text.length * 3 <= LIMITS.maxFrameBytes) return false;
   return Buffer.byteLength(text, 'utf8') > LIMITS.maxFrameBytes;
 }
 
