@@ -251,6 +251,11 @@ export class Router {
   private readonly metrics: HubMetrics | undefined;
   private readonly now: () => number;
   private readonly active = new Map<string, Delivery>();
+  /**
+   * Per target spoke: trace id → the newest delivery in flight to it with that trace. A spoke asks another
+   * spoke only while it works on a task the hub delivered to it, so this is how a sub-request finds its parent.
+   */
+  private readonly activeByTrace = new Map<string, Map<string, Delivery>>();
   private readonly queues = new Map<string, Delivery[]>();
   private readonly sticky = new RecentMap<string, string>(STICKY_LIMIT);
   private readonly hopAttestations = new WeakMap<ReplicaAttestation, HopRecord['attestation']>();
@@ -376,7 +381,7 @@ export class Router {
       timerDue: Number.POSITIVE_INFINITY,
       waiters: undefined,
     };
-    this.active.set(record.id, delivery);
+    this.track(delivery);
     if (immediate !== undefined) {
       immediate.outstanding += 1;
       delivery.replica = immediate;
@@ -937,14 +942,32 @@ export class Router {
     };
   }
 
-  /** Links a spoke's sub-request to the hub task that spoke is working on (same trace id). */
+  private track(delivery: Delivery): void {
+    const { record } = delivery;
+    this.active.set(record.id, delivery);
+    let ofTarget = this.activeByTrace.get(record.target);
+    if (ofTarget === undefined) {
+      ofTarget = new Map();
+      this.activeByTrace.set(record.target, ofTarget);
+    }
+    ofTarget.set(record.traceId, delivery);
+  }
+
+  private untrack(delivery: Delivery): void {
+    const { record } = delivery;
+    this.active.delete(record.id);
+    const ofTarget = this.activeByTrace.get(record.target);
+    if (ofTarget?.get(record.traceId) === delivery) ofTarget.delete(record.traceId);
+  }
+
+  /**
+   * Links a spoke's sub-request to the hub task that spoke is working on: the one in flight to it with the same
+   * trace id (its live record, which is what the parent's next save writes).
+   */
   private async linkToParent(record: HubTaskRecord, caller: CallerRef): Promise<void> {
     if (caller.kind !== 'spoke') return;
-    const found = await this.store.findOpenTaskByTrace(record.traceId, caller.spoke);
-    if (found === undefined) return;
-    // Change the parent's in-flight record when there is one: a store may hand back a copy (SQL), and the
-    // parent's next save of its in-flight record would otherwise drop this link.
-    const parent = this.active.get(found.id)?.record ?? found;
+    const parent = this.activeByTrace.get(caller.spoke)?.get(record.traceId)?.record;
+    if (parent === undefined) return;
     record.parentTaskId = parent.id;
     parent.childTaskIds.push(record.id);
     await this.store.saveTask(parent);
@@ -1287,7 +1310,7 @@ export class Router {
     delivery.settled = true;
     clearTimeout(delivery.timer);
     delivery.timer = undefined;
-    this.active.delete(delivery.record.id);
+    this.untrack(delivery);
     if (error !== undefined) {
       delivery.streamCanceled = true;
       delivery.stream?.cancel();

@@ -51,9 +51,6 @@ WHERE caller_key = $1 AND ($2::text IS NULL OR context_id = $2) AND ($3::text IS
   AND ($4::text IS NULL OR (status_time, id COLLATE "C") < ($4::text COLLATE "C", $5::text COLLATE "C"))
 ORDER BY status_time DESC, id COLLATE "C" DESC
 LIMIT $6`;
-const SELECT_OPEN_TASK_BY_TRACE = `
-SELECT record FROM tasks WHERE trace_id = $1 AND tenant = $2 AND NOT terminal
-ORDER BY updated_at DESC LIMIT 1`;
 
 const SELECT_MESSAGE_TASK = `
 SELECT task_id FROM task_message_ids WHERE caller_key = $1 AND message_id = $2 AND expires_at > $3`;
@@ -302,12 +299,6 @@ export class SqlTaskStore implements TaskStore {
       nextPageToken: hasMore ? encodePageToken({ statusTime: last.status_time, id: last.id }) : '',
       totalSize: count.rows[0]?.total ?? 0,
     };
-  }
-
-  async findOpenTaskByTrace(traceId: string, spoke: string): Promise<HubTaskRecord | undefined> {
-    const result = await this.db.query<TaskRow>(SELECT_OPEN_TASK_BY_TRACE, [traceId, spoke]);
-    const row = result.rows[0];
-    return row === undefined ? undefined : taskRecordOf(row.record, `trace ${traceId}`);
   }
 
   async findByMessageId(key: string, messageId: string, now: number): Promise<string | undefined> {

@@ -179,8 +179,6 @@ export interface TaskStore {
   listTasks(
     query: TaskListQuery,
   ): Promise<{ tasks: HubTaskRecord[]; nextPageToken: string; totalSize: number }>;
-  /** Non-terminal tasks targeting `spoke` whose trace id is `traceId` (to link a spoke's sub-requests). */
-  findOpenTaskByTrace(traceId: string, spoke: string): Promise<HubTaskRecord | undefined>;
   /** The task created for `(callerKey, messageId)` within the dedupe window. */
   findByMessageId(callerKey: string, messageId: string, now: number): Promise<string | undefined>;
   rememberMessageId(callerKey: string, messageId: string, taskId: string, expiresAt: number): Promise<void>;
@@ -274,8 +272,6 @@ export interface InMemoryTaskStoreOptions {
 export class InMemoryTaskStore implements TaskStore {
   readonly epoch = randomUUID();
   private readonly tasks = new Map<string, HubTaskRecord>();
-  /** Per target spoke: traceId → the newest open task with that trace (O(1) sub-request linking). */
-  private readonly openByTrace = new Map<string, Map<string, string>>();
   private readonly logs = new Map<string, EventLog>();
   /** Ids of tasks saved in a terminal state, oldest first from `finishedHead` (eviction order). */
   private finished: string[] = [];
@@ -312,16 +308,7 @@ export class InMemoryTaskStore implements TaskStore {
 
   private keepTask(record: HubTaskRecord): void {
     if (!this.tasks.has(record.id) && this.tasks.size >= this.taskLimit) this.evictOneFinishedTask();
-    let openOfTarget = this.openByTrace.get(record.target);
-    if (openOfTarget === undefined) {
-      openOfTarget = new Map();
-      this.openByTrace.set(record.target, openOfTarget);
-    }
-    if (!isTerminalState(record.task.status.state)) openOfTarget.set(record.traceId, record.id);
-    else {
-      if (openOfTarget.get(record.traceId) === record.id) openOfTarget.delete(record.traceId);
-      this.finished.push(record.id);
-    }
+    if (isTerminalState(record.task.status.state)) this.finished.push(record.id);
     this.tasks.set(record.id, record);
   }
 
@@ -345,12 +332,6 @@ export class InMemoryTaskStore implements TaskStore {
     const page = matching.slice(offset, offset + query.pageSize);
     const next = offset + page.length < matching.length ? String(offset + page.length) : '';
     return { tasks: page, nextPageToken: next, totalSize: matching.length };
-  }
-
-  async findOpenTaskByTrace(traceId: string, spoke: string): Promise<HubTaskRecord | undefined> {
-    const id = this.openByTrace.get(spoke)?.get(traceId);
-    const record = id === undefined ? undefined : this.tasks.get(id);
-    return record !== undefined && !isTerminalState(record.task.status.state) ? record : undefined;
   }
 
   async findByMessageId(key: string, messageId: string, now: number): Promise<string | undefined> {

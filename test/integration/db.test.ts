@@ -29,6 +29,7 @@ const HUB_MIGRATION_FILES = [
   '002_attestation_audit.sql',
   '003_conversations.sql',
   '004_task_store.sql',
+  '005_drop_open_trace_index.sql',
 ];
 
 async function tableNames(db: Database): Promise<string[]> {

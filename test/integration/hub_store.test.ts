@@ -379,7 +379,6 @@ for (const implementation of IMPLEMENTATIONS) {
           [4, true],
         ]);
         expect(replay.entries[2]).toEqual(last);
-        expect(await store.findOpenTaskByTrace(record.traceId, record.target)).toBeUndefined();
         expect(await store.findByMessageId(record.callerKey, record.messageId, expiresAt)).toBeUndefined();
       });
 
@@ -413,20 +412,6 @@ for (const implementation of IMPLEMENTATIONS) {
         expect(await store.findByMessageId('client:api', 'm-1', expiresAt)).toBeUndefined();
         await store.rememberMessageId('client:api', 'm-1', 'task-3', expiresAt + 600_000);
         expect(await store.findByMessageId('client:api', 'm-1', expiresAt)).toBe('task-3');
-      });
-
-      it('links a trace to its open task on that spoke only while the task is open', async () => {
-        const store = await implementation.fresh({ eventLimit: 10 });
-        const traceId = randomUUID().replaceAll('-', '');
-        const open = taskRecord({ traceId, target: 'finance' });
-        await store.saveTask(open);
-        await store.saveTask(taskRecord({ target: 'finance' }));
-        expect(await store.findOpenTaskByTrace(traceId, 'finance')).toEqual(open);
-        expect(await store.findOpenTaskByTrace(traceId, 'marketing')).toBeUndefined();
-        expect(await store.findOpenTaskByTrace(randomUUID().replaceAll('-', ''), 'finance')).toBeUndefined();
-        open.task.status = { state: 'TASK_STATE_COMPLETED', timestamp: '2025-03-01T10:05:00.000Z' };
-        await store.saveTask(open);
-        expect(await store.findOpenTaskByTrace(traceId, 'finance')).toBeUndefined();
       });
 
       it("pages one caller's tasks newest status first, filtered by context and state", async () => {
