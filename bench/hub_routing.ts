@@ -606,8 +606,9 @@ async function main(): Promise<void> {
     });
     const relayUrl = `http://127.0.0.1:${relayPort}`;
     await waitListening(relayUrl);
-    await spokeToSpoke(loadgen.apiUrl, warmupCount, 256);
-    await throughRelay(relayUrl, warmupCount);
+    // A full round of each first: the link path's code and the hub's heap reach their steady state.
+    await spokeToSpoke(loadgen.apiUrl, closedLoopCount, 256);
+    await throughRelay(relayUrl, closedLoopCount);
     const linkRuns: { cpuUs: number; userUs: number; systemUs: number; rps: number }[] = [];
     const relayRuns: number[] = [];
     let relayLost = 0;
