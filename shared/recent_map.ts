@@ -22,12 +22,9 @@ export class RecentMap<K, V> {
   }
 
   set(key: K, value: V): void {
-    if (this.current.has(key)) {
-      this.current.set(key, value);
-      return;
-    }
-    this.previous.delete(key);
-    if (this.current.size >= this.generationSize) {
+    // A key refreshed from the previous generation stays there too until that generation is dropped: `get`
+    // looks in the current one first, and one hash operation per set is what this map is for.
+    if (this.current.size >= this.generationSize && !this.current.has(key)) {
       this.previous = this.current;
       this.current = new Map();
     }
@@ -39,7 +36,7 @@ export class RecentMap<K, V> {
     this.previous.delete(key);
   }
 
-  /** Keys held now (between `limit / 2` and `limit` once full). */
+  /** Entries held now, at most `limit` (a key refreshed from the previous generation counts twice until it goes). */
   get size(): number {
     return this.current.size + this.previous.size;
   }
