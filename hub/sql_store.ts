@@ -19,6 +19,7 @@ import {
   type TaskListQuery,
   type TaskStore,
 } from './tasks.js';
+import { SqlLookupBatcher, SqlWriteBatcher } from './sql_batch.js';
 
 /** The hub's numbered migrations (applied with scope `hub`). */
 export const HUB_MIGRATIONS_DIR = resolve(import.meta.dirname, 'migrations');
@@ -52,52 +53,10 @@ WHERE caller_key = $1 AND ($2::text IS NULL OR context_id = $2) AND ($3::text IS
 ORDER BY status_time DESC, id COLLATE "C" DESC
 LIMIT $6`;
 
-const SELECT_MESSAGE_TASK = `
-SELECT task_id FROM task_message_ids WHERE caller_key = $1 AND message_id = $2 AND expires_at > $3`;
 const UPSERT_MESSAGE_TASK = `
 INSERT INTO task_message_ids (caller_key, message_id, task_id, expires_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (caller_key, message_id) DO UPDATE SET task_id = EXCLUDED.task_id, expires_at = EXCLUDED.expires_at`;
 
-/**
- * The CTEs that append one event to task $1 (the event $2, final $3) and keep its newest $4 events. `counter`
- * hands out the next seq; the row lock it takes orders concurrent appends of one task until the statement
- * commits. Events are stored as routed and stamped with seq and epoch when read.
- */
-const APPEND_EVENT_CTES = `
-counter AS (
-  INSERT INTO task_event_counters (task_id, last_seq) VALUES ($1, 1)
-  ON CONFLICT (task_id) DO UPDATE SET last_seq = task_event_counters.last_seq + 1
-  RETURNING last_seq
-), appended AS (
-  INSERT INTO task_events (task_id, seq, event, final) SELECT $1, last_seq, $2::json, $3 FROM counter
-), trimmed AS (
-  DELETE FROM task_events WHERE task_id = $1 AND seq <= (SELECT last_seq FROM counter) - $4
-)`;
-const APPEND_EVENT = `WITH ${APPEND_EVENT_CTES} SELECT last_seq AS seq FROM counter`;
-/**
- * UPSERT_TASK ($1, $5…$16 as there), the event append ($1…$4), and with $17 set, the messageId $17 of caller
- * $9 remembered until $18: one statement, one transaction.
- */
-const SAVE_TASK_AND_EVENT = `
-WITH ${APPEND_EVENT_CTES}, saved AS (
-  INSERT INTO tasks (id, context_id, tenant, skill_id, parent_task_id, caller_key, trace_id, state, terminal,
-                     status_time, deadline_at, created_at, updated_at, record)
-  VALUES ($1, $5, $6, $7, $8, $9, $10, $11, $12, $13, to_timestamp($14::double precision / 1000),
-          $15::timestamptz, clock_timestamp(), $16::json)
-  ON CONFLICT (id) DO UPDATE SET
-    context_id = EXCLUDED.context_id, tenant = EXCLUDED.tenant, skill_id = EXCLUDED.skill_id,
-    parent_task_id = EXCLUDED.parent_task_id, caller_key = EXCLUDED.caller_key, trace_id = EXCLUDED.trace_id,
-    state = EXCLUDED.state, terminal = EXCLUDED.terminal, status_time = EXCLUDED.status_time,
-    deadline_at = EXCLUDED.deadline_at, updated_at = clock_timestamp(), record = EXCLUDED.record
-  RETURNING (xmax = 0) AS inserted
-), remembered AS (
-  INSERT INTO task_message_ids (caller_key, message_id, task_id, expires_at)
-  SELECT $9, $17, $1, $18 WHERE $17::text IS NOT NULL
-  ON CONFLICT (caller_key, message_id) DO UPDATE SET task_id = EXCLUDED.task_id, expires_at = EXCLUDED.expires_at
-  RETURNING 1
-)
-SELECT (SELECT last_seq FROM counter) AS seq, (SELECT inserted FROM saved) AS inserted,
-       (SELECT count(*) FROM remembered)::int AS remembered`;
 const SELECT_EVENTS_AFTER = `
 SELECT seq, event, final FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq`;
 
@@ -201,8 +160,9 @@ interface AuditRow {
 /**
  * A {@link TaskStore} in SQL with InMemoryTaskStore's semantics, so tasks, event logs, conversations and the
  * audit survive a hub restart. The epoch is created once per database (kept across restarts, new after a
- * wipe). Seq is assigned by the statement that appends, which row-locks the task's counter, so concurrent
- * appends for one task get 1, 2, 3… without holes; saving a record with its event is that same one statement. Retention: each append keeps the newest `eventLimit` events of its task;
+ * wipe). Event appends, with the record saves that go with them, are written one statement per event-loop
+ * turn (sql_batch.ts); that statement row-locks each task's counter, so concurrent appends for one task
+ * get 1, 2, 3… without holes. Retention: appends keep about the newest `eventLimit` events of each task;
  * every `pruneEvery` writes the oldest finished tasks beyond `taskLimit`, expired and excess messageIds and
  * excess audit entries are deleted ({@link SqlTaskStore.prune}). Records are returned as copies: a caller
  * that changes a record it read must `saveTask` it. Build one with {@link createSqlTaskStore}.
@@ -215,6 +175,10 @@ export class SqlTaskStore implements TaskStore {
   private readonly now: () => number;
   private readonly log: Logger | undefined;
   private writesSincePrune = 0;
+  /** Event appends and the record saves that go with them, one statement per event-loop turn. */
+  private readonly writes: SqlWriteBatcher;
+  /** messageId lookups, one statement per event-loop turn. */
+  private readonly lookups: SqlLookupBatcher;
   private pruning: Promise<PruneResult> | undefined;
 
   /** Use {@link createSqlTaskStore}, which reads or creates the epoch first. */
@@ -235,14 +199,15 @@ export class SqlTaskStore implements TaskStore {
     this.pruneEvery = Math.max(1, options.pruneEvery ?? 100);
     this.now = options.now ?? Date.now;
     this.log = options.log;
+    this.writes = new SqlWriteBatcher(db, this.eventLimit, (counts) =>
+      this.countWrites(counts.insertedTasks + counts.rememberedMessages),
+    );
+    this.lookups = new SqlLookupBatcher(db);
   }
 
   async saveTask(record: HubTaskRecord): Promise<void> {
-    const result = await this.db.query<{ inserted: boolean }>(UPSERT_TASK, [
-      record.id,
-      ...taskColumns(record),
-    ]);
-    if (result.rows[0]?.inserted === true) await this.countWrite();
+    const result = await this.db.query<{ inserted: boolean }>(UPSERT_TASK, taskColumns(record));
+    if (result.rows[0]?.inserted === true) await this.countWrites(1);
   }
 
   async saveTaskAndEvent(
@@ -251,23 +216,8 @@ export class SqlTaskStore implements TaskStore {
     final: boolean,
     remember?: RememberedMessage,
   ): Promise<TaskEventEntry> {
-    const result = await this.db.query<{ seq: string | number; inserted: boolean; remembered: number }>(
-      SAVE_TASK_AND_EVENT,
-      [
-        record.id,
-        JSON.stringify(event),
-        final,
-        this.eventLimit,
-        ...taskColumns(record),
-        remember?.messageId ?? null,
-        remember === undefined ? null : Math.ceil(remember.expiresAt),
-      ],
-    );
-    const row = result.rows[0];
-    if (row === undefined) throw new AppError('INTERNAL', `task ${record.id} was not saved`);
-    if (row.inserted) await this.countWrite();
-    if (row.remembered > 0) await this.countWrite();
-    return this.loggedEntry(record.id, Number(row.seq), event, final);
+    const seq = await this.writes.write(record.id, event, final, record, remember);
+    return this.loggedEntry(record.id, seq, event, final);
   }
 
   async getTask(id: string): Promise<HubTaskRecord | undefined> {
@@ -301,26 +251,18 @@ export class SqlTaskStore implements TaskStore {
     };
   }
 
-  async findByMessageId(key: string, messageId: string, now: number): Promise<string | undefined> {
-    const result = await this.db.query<{ task_id: string }>(SELECT_MESSAGE_TASK, [key, messageId, now]);
-    return result.rows[0]?.task_id;
+  findByMessageId(key: string, messageId: string, now: number): Promise<string | undefined> {
+    return this.lookups.taskOfMessage(key, messageId, now);
   }
 
   async rememberMessageId(key: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
     await this.db.query(UPSERT_MESSAGE_TASK, [key, messageId, taskId, Math.ceil(expiresAt)]);
-    await this.countWrite();
+    await this.countWrites(1);
   }
 
   async appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry> {
-    const result = await this.db.query<{ seq: string | number }>(APPEND_EVENT, [
-      taskId,
-      JSON.stringify(event),
-      final,
-      this.eventLimit,
-    ]);
-    const row = result.rows[0];
-    if (row === undefined) throw new AppError('INTERNAL', `no event seq was assigned for task ${taskId}`);
-    return this.loggedEntry(taskId, Number(row.seq), event, final);
+    const seq = await this.writes.write(taskId, event, final);
+    return this.loggedEntry(taskId, seq, event, final);
   }
 
   private loggedEntry(taskId: string, seq: number, event: StreamResponse, final: boolean): TaskEventEntry {
@@ -371,7 +313,7 @@ export class SqlTaskStore implements TaskStore {
       entry.jti,
       entry.kid,
     ]);
-    await this.countWrite();
+    await this.countWrites(1);
   }
 
   /** The newest `limit` audit entries in the order they were appended; `at` comes back as ISO-8601 UTC. */
@@ -408,15 +350,16 @@ export class SqlTaskStore implements TaskStore {
     return result;
   }
 
-  private async countWrite(): Promise<void> {
-    this.writesSincePrune += 1;
+  private async countWrites(count: number): Promise<void> {
+    this.writesSincePrune += count;
     if (this.writesSincePrune >= this.pruneEvery) await this.prune();
   }
 }
 
-/** The values of UPSERT_TASK's columns after the id ($2…$13), in order. */
+/** UPSERT_TASK's parameters. */
 function taskColumns(record: HubTaskRecord): unknown[] {
   return [
+    record.id,
     record.contextId,
     record.target,
     record.skill,

@@ -400,6 +400,39 @@ for (const implementation of IMPLEMENTATIONS) {
         );
       });
 
+      it('answers many lookups and saves of different tasks made at once, each its own', async () => {
+        const store = await implementation.fresh({ eventLimit: 10 });
+        const expiresAt = Date.now() + 600_000;
+        const records = Array.from({ length: 12 }, (_, index) =>
+          taskRecord({ callerKey: index % 2 === 0 ? 'client:api' : 'spoke:finance' }),
+        );
+        const saved = await Promise.all(
+          records.map((record, index) =>
+            store.saveTaskAndEvent(record, { task: record.task }, false, {
+              messageId: record.messageId,
+              expiresAt: index === 0 ? Date.now() - 1 : expiresAt,
+            }),
+          ),
+        );
+        expect(saved.map((entry) => [entry.taskId, entry.seq])).toEqual(
+          records.map((record) => [record.id, 1]),
+        );
+        const found = await Promise.all([
+          ...records.map((record) =>
+            store.findByMessageId(record.callerKey, record.messageId, expiresAt - 1),
+          ),
+          store.findByMessageId('client:api', records[1]?.messageId ?? '', expiresAt - 1), // another caller's id
+          store.findByMessageId('client:api', randomUUID(), expiresAt - 1),
+        ]);
+        expect(found).toEqual([
+          undefined,
+          ...records.slice(1).map((record) => record.id),
+          undefined,
+          undefined,
+        ]);
+        for (const record of records) expect(await store.getTask(record.id)).toEqual(record);
+      });
+
       it('finds the task of a remembered (caller, messageId) until it expires', async () => {
         const store = await implementation.fresh({ eventLimit: 10 });
         // Real clock times: the SQL store also drops entries that expired by its own clock when it prunes.

@@ -1,0 +1,244 @@
+// Coalescing of the SQL task store's per-message traffic: the event appends (each with the task record saved
+// alongside and a new task's messageId remembered, when asked) made in one event-loop turn go to the database
+// as one statement, and so do the messageId lookups, so a hub routing many messages pays a round trip per turn
+// instead of one per write or lookup.
+import type { Database } from '../shared/db.js';
+import { AppError } from '../shared/errors.js';
+import { isTerminalState, type StreamResponse } from '../shared/protocol.js';
+import type { HubTaskRecord, RememberedMessage } from './tasks.js';
+
+/**
+ * One statement for a batch. Items ($1 task ids, $2 event JSON, $3 final flags, numbered by their position) get
+ * consecutive seqs per task in item order; `counter` row-locks each task's counter until the statement
+ * commits, so concurrent batches never hand out one seq twice. Each task keeps its newest $4 events (the rows
+ * this statement inserts are trimmed by the task's next append). Records ($5…$17, one row per task id) are
+ * upserted and messageIds ($18…$21) remembered in the same statement.
+ */
+const WRITE_BATCH = `
+WITH items AS (
+  SELECT task_id, event, final, ord
+  FROM unnest($1::text[], $2::text[], $3::boolean[]) WITH ORDINALITY AS item(task_id, event, final, ord)
+), per_task AS (
+  SELECT task_id, count(*) AS n FROM items GROUP BY task_id
+), counter AS (
+  INSERT INTO task_event_counters (task_id, last_seq) SELECT task_id, n FROM per_task
+  ON CONFLICT (task_id) DO UPDATE SET last_seq = task_event_counters.last_seq + EXCLUDED.last_seq
+  RETURNING task_id, last_seq
+), numbered AS (
+  SELECT items.task_id, items.event, items.final, items.ord,
+         counter.last_seq - per_task.n + row_number() OVER (PARTITION BY items.task_id ORDER BY items.ord) AS seq
+  FROM items JOIN per_task USING (task_id) JOIN counter USING (task_id)
+), appended AS (
+  INSERT INTO task_events (task_id, seq, event, final) SELECT task_id, seq, event::json, final FROM numbered
+), trimmed AS (
+  DELETE FROM task_events USING counter
+  WHERE task_events.task_id = counter.task_id AND task_events.seq <= counter.last_seq - $4
+), saved AS (
+  INSERT INTO tasks (id, context_id, tenant, skill_id, parent_task_id, caller_key, trace_id, state, terminal,
+                     status_time, deadline_at, created_at, updated_at, record)
+  SELECT id, context_id, tenant, skill_id, parent_task_id, caller_key, trace_id, state, terminal, status_time,
+         to_timestamp(deadline_ms / 1000), created_at::timestamptz, clock_timestamp(), record::json
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+              $12::text[], $13::boolean[], $14::text[], $15::float8[], $16::text[], $17::text[])
+       AS task(id, context_id, tenant, skill_id, parent_task_id, caller_key, trace_id, state, terminal,
+               status_time, deadline_ms, created_at, record)
+  ON CONFLICT (id) DO UPDATE SET
+    context_id = EXCLUDED.context_id, tenant = EXCLUDED.tenant, skill_id = EXCLUDED.skill_id,
+    parent_task_id = EXCLUDED.parent_task_id, caller_key = EXCLUDED.caller_key, trace_id = EXCLUDED.trace_id,
+    state = EXCLUDED.state, terminal = EXCLUDED.terminal, status_time = EXCLUDED.status_time,
+    deadline_at = EXCLUDED.deadline_at, updated_at = clock_timestamp(), record = EXCLUDED.record
+  RETURNING (xmax = 0) AS inserted
+), remembered AS (
+  INSERT INTO task_message_ids (caller_key, message_id, task_id, expires_at)
+  SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::bigint[])
+  ON CONFLICT (caller_key, message_id) DO UPDATE SET task_id = EXCLUDED.task_id, expires_at = EXCLUDED.expires_at
+  RETURNING 1
+)
+SELECT ord, seq,
+       (SELECT count(*) FROM saved WHERE inserted)::int AS inserted,
+       (SELECT count(*) FROM remembered)::int AS remembered
+FROM numbered`;
+
+/** The tasks remembered for ($1 caller key, $2 messageId) pairs and not expired at $3 (ms), by position. */
+const LOOKUP_BATCH = `
+SELECT wanted.ord, remembered.task_id
+FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS wanted(caller_key, message_id, now, ord)
+JOIN task_message_ids AS remembered
+  ON remembered.caller_key = wanted.caller_key AND remembered.message_id = wanted.message_id
+ AND remembered.expires_at > wanted.now`;
+
+/** One queued write: an event of a task, optionally with its record and the messageId that created it. */
+interface QueuedWrite {
+  readonly taskId: string;
+  readonly eventJson: string;
+  readonly final: boolean;
+  readonly record: HubTaskRecord | undefined;
+  readonly remember: RememberedMessage | undefined;
+  resolve(seq: number): void;
+  reject(error: unknown): void;
+}
+
+/** What one flushed batch wrote besides events (for the store's prune count). */
+export interface BatchWriteCounts {
+  readonly insertedTasks: number;
+  readonly rememberedMessages: number;
+}
+
+/**
+ * Queues event appends (with their records) and writes all those queued in one event-loop turn with one
+ * statement at the end of the turn (setImmediate). Each caller's promise settles with its event's seq once
+ * that statement has committed, or with the statement's error; a batch fails or succeeds as a whole.
+ */
+export class SqlWriteBatcher {
+  private queue: QueuedWrite[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly db: Database,
+    private readonly eventLimit: number,
+    /** Called after each committed batch, before its callers are answered. */
+    private readonly afterBatch: (counts: BatchWriteCounts) => Promise<void>,
+  ) {}
+
+  /** Appends `event` to the task's log; with `record`, saves it in the same statement. Resolves with the seq. */
+  write(
+    taskId: string,
+    event: StreamResponse,
+    final: boolean,
+    record?: HubTaskRecord,
+    remember?: RememberedMessage,
+  ): Promise<number> {
+    const eventJson = JSON.stringify(event);
+    return new Promise<number>((resolve, reject) => {
+      this.queue.push({ taskId, eventJson, final, record, remember, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    this.scheduled = false;
+    try {
+      const result = await this.db.query<{
+        ord: string | number;
+        seq: string | number;
+        inserted: number;
+        remembered: number;
+      }>(WRITE_BATCH, batchParameters(batch, this.eventLimit));
+      const seqs = new Map<number, number>();
+      for (const row of result.rows) seqs.set(Number(row.ord), Number(row.seq));
+      const first = result.rows[0];
+      await this.afterBatch({
+        insertedTasks: first?.inserted ?? 0,
+        rememberedMessages: first?.remembered ?? 0,
+      });
+      batch.forEach((write, index) => {
+        const seq = seqs.get(index + 1);
+        if (seq === undefined)
+          write.reject(new AppError('INTERNAL', `no event seq was assigned for task ${write.taskId}`));
+        else write.resolve(seq);
+      });
+    } catch (error) {
+      for (const write of batch) write.reject(error);
+    }
+  }
+}
+
+/** The statement's parameters: one array per column; one record per task id and one row per messageId (the last queued wins). */
+function batchParameters(batch: readonly QueuedWrite[], eventLimit: number): unknown[] {
+  const records = new Map<string, HubTaskRecord>();
+  const remembered = new Map<
+    string,
+    { callerKey: string; messageId: string; taskId: string; expiresAt: number }
+  >();
+  for (const write of batch) {
+    if (write.record !== undefined) records.set(write.record.id, write.record);
+    if (write.record !== undefined && write.remember !== undefined) {
+      const { callerKey } = write.record;
+      remembered.set(`${callerKey}\u0000${write.remember.messageId}`, {
+        callerKey,
+        messageId: write.remember.messageId,
+        taskId: write.record.id,
+        expiresAt: Math.ceil(write.remember.expiresAt),
+      });
+    }
+  }
+  const tasks = [...records.values()];
+  const messages = [...remembered.values()];
+  return [
+    batch.map((write) => write.taskId),
+    batch.map((write) => write.eventJson),
+    batch.map((write) => write.final),
+    eventLimit,
+    tasks.map((record) => record.id),
+    tasks.map((record) => record.contextId),
+    tasks.map((record) => record.target),
+    tasks.map((record) => record.skill),
+    tasks.map((record) => record.parentTaskId),
+    tasks.map((record) => record.callerKey),
+    tasks.map((record) => record.traceId),
+    tasks.map((record) => record.task.status.state),
+    tasks.map((record) => isTerminalState(record.task.status.state)),
+    tasks.map((record) => record.task.status.timestamp ?? record.createdAt),
+    tasks.map((record) => record.deadline),
+    tasks.map((record) => record.createdAt),
+    tasks.map((record) => JSON.stringify(record)),
+    messages.map((message) => message.callerKey),
+    messages.map((message) => message.messageId),
+    messages.map((message) => message.taskId),
+    messages.map((message) => message.expiresAt),
+  ];
+}
+
+/** One queued messageId lookup. */
+interface QueuedLookup {
+  readonly callerKey: string;
+  readonly messageId: string;
+  readonly now: number;
+  resolve(taskId: string | undefined): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Queues messageId lookups and answers all those queued in one event-loop turn with one statement at the end
+ * of the turn; a failed statement fails each of them.
+ */
+export class SqlLookupBatcher {
+  private queue: QueuedLookup[] = [];
+  private scheduled = false;
+
+  constructor(private readonly db: Database) {}
+
+  /** The task remembered for the caller's messageId and not expired at `now`, if any. */
+  taskOfMessage(callerKey: string, messageId: string, now: number): Promise<string | undefined> {
+    return new Promise<string | undefined>((resolve, reject) => {
+      this.queue.push({ callerKey, messageId, now, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    this.scheduled = false;
+    try {
+      const result = await this.db.query<{ ord: string | number; task_id: string }>(LOOKUP_BATCH, [
+        batch.map((lookup) => lookup.callerKey),
+        batch.map((lookup) => lookup.messageId),
+        batch.map((lookup) => Math.floor(lookup.now)),
+      ]);
+      const found = new Map<number, string>();
+      for (const row of result.rows) found.set(Number(row.ord), row.task_id);
+      batch.forEach((lookup, index) => lookup.resolve(found.get(index + 1)));
+    } catch (error) {
+      for (const lookup of batch) lookup.reject(error);
+    }
+  }
+}
