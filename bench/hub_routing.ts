@@ -47,7 +47,7 @@ const warmupCount = quick ? 200 : 1_000;
  * Alternating rounds of the spoke → hub → spoke path and the bare relay: medians are reported, and minimums
  * (the rounds least disturbed by other load on the box).
  */
-const linkRounds = quick ? 1 : 5;
+const linkRounds = quick ? 1 : 9;
 /** Rounds of the spoke → hub → spoke path with the hub on PostgreSQL (each a SQL round trip or four per message). */
 const postgresRounds = quick ? 1 : 3;
 const postgresCount = quick ? 300 : 1_500;
