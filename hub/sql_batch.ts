@@ -74,8 +74,6 @@ interface QueuedWrite {
   readonly final: boolean;
   readonly record: HubTaskRecord | undefined;
   readonly remember: RememberedMessage | undefined;
-  resolve(seq: number): void;
-  reject(error: unknown): void;
 }
 
 /** What one flushed batch wrote besides events (for the store's prune count). */
@@ -85,32 +83,19 @@ export interface BatchWriteCounts {
 }
 
 /**
- * Queues event appends (with their records) and writes all those queued in one event-loop turn with one
- * statement at the end of the turn (setImmediate). Each caller's promise settles with its event's seq once
- * that statement has committed, or with the statement's error; a batch fails or succeeds as a whole.
+ * Collects what is queued during one event-loop turn and hands it to `run` together at the end of the turn
+ * (setImmediate). `run` answers each item by position, with its result or an error of its own; when `run`
+ * throws, every item of the batch gets that error.
  */
-export class SqlWriteBatcher {
-  private queue: QueuedWrite[] = [];
+class TurnQueue<Item, Result> {
+  private queue: { readonly item: Item; resolve(result: Result): void; reject(error: unknown): void }[] = [];
   private scheduled = false;
 
-  constructor(
-    private readonly db: Database,
-    private readonly eventLimit: number,
-    /** Called after each committed batch, before its callers are answered. */
-    private readonly afterBatch: (counts: BatchWriteCounts) => Promise<void>,
-  ) {}
+  constructor(private readonly run: (items: readonly Item[]) => Promise<readonly (Result | Error)[]>) {}
 
-  /** Appends `event` to the task's log; with `record`, saves it in the same statement. Resolves with the seq. */
-  write(
-    taskId: string,
-    event: StreamResponse,
-    final: boolean,
-    record?: HubTaskRecord,
-    remember?: RememberedMessage,
-  ): Promise<number> {
-    const eventJson = JSON.stringify(event);
-    return new Promise<number>((resolve, reject) => {
-      this.queue.push({ taskId, eventJson, final, record, remember, resolve, reject });
+  add(item: Item): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => void this.flush());
@@ -123,28 +108,63 @@ export class SqlWriteBatcher {
     this.queue = [];
     this.scheduled = false;
     try {
-      const result = await this.db.query<{
+      const results = await this.run(batch.map((queued) => queued.item));
+      batch.forEach((queued, index) => {
+        const result = results[index];
+        if (result instanceof Error) queued.reject(result);
+        else queued.resolve(result as Result);
+      });
+    } catch (error) {
+      for (const queued of batch) queued.reject(error);
+    }
+  }
+}
+
+/**
+ * Queues event appends (with their records) and writes all those queued in one event-loop turn with one
+ * statement at the end of the turn. Each caller's promise settles with its event's seq once that statement has
+ * committed, or with the statement's error; a batch fails or succeeds as a whole.
+ */
+export class SqlWriteBatcher {
+  private readonly writes: TurnQueue<QueuedWrite, number>;
+
+  constructor(
+    db: Database,
+    eventLimit: number,
+    /** Called after each committed batch, before its callers are answered. */
+    afterBatch: (counts: BatchWriteCounts) => Promise<void>,
+  ) {
+    this.writes = new TurnQueue<QueuedWrite, number>(async (batch) => {
+      const result = await db.query<{
         ord: string | number;
         seq: string | number;
         inserted: number;
         remembered: number;
-      }>(WRITE_BATCH, batchParameters(batch, this.eventLimit));
+      }>(WRITE_BATCH, batchParameters(batch, eventLimit));
       const seqs = new Map<number, number>();
       for (const row of result.rows) seqs.set(Number(row.ord), Number(row.seq));
       const first = result.rows[0];
-      await this.afterBatch({
+      await afterBatch({
         insertedTasks: first?.inserted ?? 0,
         rememberedMessages: first?.remembered ?? 0,
       });
-      batch.forEach((write, index) => {
-        const seq = seqs.get(index + 1);
-        if (seq === undefined)
-          write.reject(new AppError('INTERNAL', `no event seq was assigned for task ${write.taskId}`));
-        else write.resolve(seq);
-      });
-    } catch (error) {
-      for (const write of batch) write.reject(error);
-    }
+      return batch.map(
+        (write, index) =>
+          seqs.get(index + 1) ??
+          new AppError('INTERNAL', `no event seq was assigned for task ${write.taskId}`),
+      );
+    });
+  }
+
+  /** Appends `event` to the task's log; with `record`, saves it in the same statement. Resolves with the seq. */
+  write(
+    taskId: string,
+    event: StreamResponse,
+    final: boolean,
+    record?: HubTaskRecord,
+    remember?: RememberedMessage,
+  ): Promise<number> {
+    return this.writes.add({ taskId, eventJson: JSON.stringify(event), final, record, remember });
   }
 }
 
@@ -199,8 +219,6 @@ interface QueuedLookup {
   readonly callerKey: string;
   readonly messageId: string;
   readonly now: number;
-  resolve(taskId: string | undefined): void;
-  reject(error: unknown): void;
 }
 
 /**
@@ -208,37 +226,23 @@ interface QueuedLookup {
  * of the turn; a failed statement fails each of them.
  */
 export class SqlLookupBatcher {
-  private queue: QueuedLookup[] = [];
-  private scheduled = false;
+  private readonly lookups: TurnQueue<QueuedLookup, string | undefined>;
 
-  constructor(private readonly db: Database) {}
-
-  /** The task remembered for the caller's messageId and not expired at `now`, if any. */
-  taskOfMessage(callerKey: string, messageId: string, now: number): Promise<string | undefined> {
-    return new Promise<string | undefined>((resolve, reject) => {
-      this.queue.push({ callerKey, messageId, now, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
-      }
-    });
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.queue;
-    this.queue = [];
-    this.scheduled = false;
-    try {
-      const result = await this.db.query<{ ord: string | number; task_id: string }>(LOOKUP_BATCH, [
+  constructor(db: Database) {
+    this.lookups = new TurnQueue<QueuedLookup, string | undefined>(async (batch) => {
+      const result = await db.query<{ ord: string | number; task_id: string }>(LOOKUP_BATCH, [
         batch.map((lookup) => lookup.callerKey),
         batch.map((lookup) => lookup.messageId),
         batch.map((lookup) => Math.floor(lookup.now)),
       ]);
       const found = new Map<number, string>();
       for (const row of result.rows) found.set(Number(row.ord), row.task_id);
-      batch.forEach((lookup, index) => lookup.resolve(found.get(index + 1)));
-    } catch (error) {
-      for (const lookup of batch) lookup.reject(error);
-    }
+      return batch.map((_, index) => found.get(index + 1));
+    });
+  }
+
+  /** The task remembered for the caller's messageId and not expired at `now`, if any. */
+  taskOfMessage(callerKey: string, messageId: string, now: number): Promise<string | undefined> {
+    return this.lookups.add({ callerKey, messageId, now });
   }
 }
