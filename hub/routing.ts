@@ -252,10 +252,11 @@ export class Router {
   private readonly now: () => number;
   private readonly active = new Map<string, Delivery>();
   /**
-   * Per target spoke: trace id → the newest delivery in flight to it with that trace. A spoke asks another
-   * spoke only while it works on a task the hub delivered to it, so this is how a sub-request finds its parent.
+   * Per target spoke: trace id → the deliveries in flight to it with that trace, oldest first. A spoke asks
+   * another spoke only while it works on a task the hub delivered to it, so this is how a sub-request finds its
+   * parent (the newest one).
    */
-  private readonly activeByTrace = new Map<string, Map<string, Delivery>>();
+  private readonly activeByTrace = new Map<string, Map<string, Delivery[]>>();
   private readonly queues = new Map<string, Delivery[]>();
   private readonly sticky = new RecentMap<string, string>(STICKY_LIMIT);
   private readonly hopAttestations = new WeakMap<ReplicaAttestation, HopRecord['attestation']>();
@@ -950,14 +951,20 @@ export class Router {
       ofTarget = new Map();
       this.activeByTrace.set(record.target, ofTarget);
     }
-    ofTarget.set(record.traceId, delivery);
+    const sameTrace = ofTarget.get(record.traceId);
+    if (sameTrace === undefined) ofTarget.set(record.traceId, [delivery]);
+    else sameTrace.push(delivery);
   }
 
   private untrack(delivery: Delivery): void {
     const { record } = delivery;
     this.active.delete(record.id);
     const ofTarget = this.activeByTrace.get(record.target);
-    if (ofTarget?.get(record.traceId) === delivery) ofTarget.delete(record.traceId);
+    const sameTrace = ofTarget?.get(record.traceId);
+    if (sameTrace === undefined) return;
+    const index = sameTrace.indexOf(delivery);
+    if (index >= 0) sameTrace.splice(index, 1);
+    if (sameTrace.length === 0) ofTarget?.delete(record.traceId);
   }
 
   /**
@@ -966,7 +973,7 @@ export class Router {
    */
   private async linkToParent(record: HubTaskRecord, caller: CallerRef): Promise<void> {
     if (caller.kind !== 'spoke') return;
-    const parent = this.activeByTrace.get(caller.spoke)?.get(record.traceId)?.record;
+    const parent = this.activeByTrace.get(caller.spoke)?.get(record.traceId)?.at(-1)?.record;
     if (parent === undefined) return;
     record.parentTaskId = parent.id;
     parent.childTaskIds.push(record.id);

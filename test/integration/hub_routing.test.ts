@@ -599,6 +599,47 @@ describe('hub routing', () => {
     ]);
   });
 
+  it('links every sub-request of a task to it, also after a sub-request to the same spoke has finished', async () => {
+    const { hub, spokes, auth } = await setup(['finance', 'marketing']);
+    const [finance] = spokes as [FakeSpoke, FakeSpoke];
+    const askThroughHub = async (traceparent: unknown, tenant: string, text: string): Promise<void> => {
+      const link = await finance.connected();
+      for await (const event of linkStream(link, 'SendStreamingMessage', {
+        tenant,
+        message: userMessage(text),
+        metadata: { [META.traceparent]: traceparent, [META.caller]: 'finance' },
+      })) {
+        expect(event).toBeDefined();
+      }
+    };
+    finance.handler = (method, params) => {
+      if (method !== 'SendStreamingMessage') return Promise.reject(new Error(method));
+      const { parts } = params.message as { parts: { text?: string }[] };
+      if (parts[0]?.text === 'check with yourself') return completeWith(params, 'checked');
+      const traceparent = (params.metadata as Record<string, unknown>)[META.traceparent];
+      return (async function* () {
+        const message = params.message as { contextId: string };
+        yield {
+          task: { id: 'fin-2', contextId: message.contextId, status: { state: 'TASK_STATE_WORKING' } },
+        };
+        // The first sub-request goes to finance itself, in flight under the same trace as this task.
+        await askThroughHub(traceparent, 'finance', 'check with yourself');
+        await askThroughHub(traceparent, 'marketing', 'analyse Q4');
+        yield* completeWith(params, 'payback computed');
+      })();
+    };
+    const response = await a2a(hub, auth, 'SendMessage', { tenant: 'finance', message: userMessage('ROI') });
+    const parentId = ((await response.json()) as { result: { task: { id: string } } }).result.task.id;
+    const parent = (await (await fetch(`${hub.url}/v1/tasks/${parentId}`, { headers: auth })).json()) as {
+      hops: { from: string; to: string }[];
+    };
+    expect(parent.hops.map((hop) => `${hop.from}->${hop.to}`)).toEqual([
+      'client->finance',
+      'finance->finance',
+      'finance->marketing',
+    ]);
+  });
+
   it('refuses a request from a spoke that is itself not attested', async () => {
     const { hub, spokes, appraiser } = await setup(['finance', 'marketing']);
     const [finance, marketing] = spokes as [FakeSpoke, FakeSpoke];
