@@ -99,8 +99,8 @@ export interface HubTaskRecord {
   /** Delivery attempts, oldest first (replaced, not pushed to, when a hop is added). */
   hops: readonly HopRecord[];
   /**
-   * The A2A view, with the hub task id. Its nested values (status, history, artifacts, metadata) are replaced,
-   * never changed in place: logged events share them.
+   * The A2A view, with the hub task id. A change replaces the task object (and the nested values it changes:
+   * status, history, artifacts, metadata), never changes it in place: logged events share it.
    */
   task: Task;
   failure: TaskFailure | null;
@@ -186,8 +186,8 @@ export interface TaskStore {
   appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry>;
   /**
    * `saveTask`, then `appendEvent` for the task, and with `remember` also `rememberMessageId` for the caller
-   * that made it, as one step: one statement in SQL, so a saved state and its event are never split by a
-   * crash, and one round trip instead of five (the routed hot path).
+   * that made it, as one step: in SQL one statement (shared with the other writes of the same event-loop
+   * turn), so a saved state and its event are never split by a crash (the routed hot path).
    */
   saveTaskAndEvent(
     record: HubTaskRecord,
@@ -250,6 +250,11 @@ class LoggedEvent implements TaskEventEntry {
 
   get event(): StreamResponse {
     return withSequence(this.routed, this.seq, this.epoch);
+  }
+
+  /** The entry as the other stores hand it out (JSON of an instance would show `routed`, not `event`). */
+  toJSON(): TaskEventEntry {
+    return { taskId: this.taskId, seq: this.seq, epoch: this.epoch, event: this.event, final: this.final };
   }
 }
 

@@ -379,6 +379,11 @@ for (const implementation of IMPLEMENTATIONS) {
           [4, true],
         ]);
         expect(replay.entries[2]).toEqual(last);
+        // Any store's entry serializes as taskId, seq, epoch, the stamped event and final.
+        const serialized = JSON.parse(JSON.stringify(last)) as Record<string, unknown>;
+        expect(Object.keys(serialized).sort()).toEqual(['epoch', 'event', 'final', 'seq', 'taskId']);
+        expect(serialized.event).toEqual(JSON.parse(JSON.stringify(last.event)));
+        expect(metadataOf(serialized.event as StreamResponse)).toMatchObject({ [META.seq]: 4 });
         expect(await store.findByMessageId(record.callerKey, record.messageId, expiresAt)).toBeUndefined();
       });
 
