@@ -67,12 +67,29 @@ JOIN task_message_ids AS remembered
   ON remembered.caller_key = wanted.caller_key AND remembered.message_id = wanted.message_id
  AND remembered.expires_at > wanted.now`;
 
+/** A task record's row as it was when its save was queued (the record object may change before the flush). */
+interface TaskRow {
+  readonly id: string;
+  readonly contextId: string;
+  readonly target: string;
+  readonly skill: string | null;
+  readonly parentTaskId: string | null;
+  readonly callerKey: string;
+  readonly traceId: string;
+  readonly state: string;
+  readonly terminal: boolean;
+  readonly statusTime: string;
+  readonly deadline: number;
+  readonly createdAt: string;
+  readonly json: string;
+}
+
 /** One queued write: an event of a task, optionally with its record and the messageId that created it. */
 interface QueuedWrite {
   readonly taskId: string;
   readonly eventJson: string;
   readonly final: boolean;
-  readonly record: HubTaskRecord | undefined;
+  readonly row: TaskRow | undefined;
   readonly remember: RememberedMessage | undefined;
 }
 
@@ -164,49 +181,77 @@ export class SqlWriteBatcher {
     record?: HubTaskRecord,
     remember?: RememberedMessage,
   ): Promise<number> {
-    return this.writes.add({ taskId, eventJson: JSON.stringify(event), final, record, remember });
+    return this.writes.add({
+      taskId,
+      eventJson: JSON.stringify(event),
+      final,
+      row: record === undefined ? undefined : taskRow(record),
+      remember,
+    });
   }
 }
 
-/** The statement's parameters: one array per column; one record per task id and one row per messageId (the last queued wins). */
+function taskRow(record: HubTaskRecord): TaskRow {
+  return {
+    id: record.id,
+    contextId: record.contextId,
+    target: record.target,
+    skill: record.skill,
+    parentTaskId: record.parentTaskId,
+    callerKey: record.callerKey,
+    traceId: record.traceId,
+    state: record.task.status.state,
+    terminal: isTerminalState(record.task.status.state),
+    statusTime: record.task.status.timestamp ?? record.createdAt,
+    deadline: record.deadline,
+    createdAt: record.createdAt,
+    json: JSON.stringify(record),
+  };
+}
+
+/**
+ * The statement's parameters: one array per column; one row per task id and one per caller's messageId (the
+ * last queued wins).
+ */
 function batchParameters(batch: readonly QueuedWrite[], eventLimit: number): unknown[] {
-  const records = new Map<string, HubTaskRecord>();
+  const rows = new Map<string, TaskRow>();
   const remembered = new Map<
     string,
     { callerKey: string; messageId: string; taskId: string; expiresAt: number }
   >();
   for (const write of batch) {
-    if (write.record !== undefined) records.set(write.record.id, write.record);
-    if (write.record !== undefined && write.remember !== undefined) {
-      const { callerKey } = write.record;
+    if (write.row === undefined) continue;
+    rows.set(write.row.id, write.row);
+    if (write.remember !== undefined) {
+      const { callerKey } = write.row;
       remembered.set(`${callerKey}\u0000${write.remember.messageId}`, {
         callerKey,
         messageId: write.remember.messageId,
-        taskId: write.record.id,
+        taskId: write.row.id,
         expiresAt: Math.ceil(write.remember.expiresAt),
       });
     }
   }
-  const tasks = [...records.values()];
+  const tasks = [...rows.values()];
   const messages = [...remembered.values()];
   return [
     batch.map((write) => write.taskId),
     batch.map((write) => write.eventJson),
     batch.map((write) => write.final),
     eventLimit,
-    tasks.map((record) => record.id),
-    tasks.map((record) => record.contextId),
-    tasks.map((record) => record.target),
-    tasks.map((record) => record.skill),
-    tasks.map((record) => record.parentTaskId),
-    tasks.map((record) => record.callerKey),
-    tasks.map((record) => record.traceId),
-    tasks.map((record) => record.task.status.state),
-    tasks.map((record) => isTerminalState(record.task.status.state)),
-    tasks.map((record) => record.task.status.timestamp ?? record.createdAt),
-    tasks.map((record) => record.deadline),
-    tasks.map((record) => record.createdAt),
-    tasks.map((record) => JSON.stringify(record)),
+    tasks.map((row) => row.id),
+    tasks.map((row) => row.contextId),
+    tasks.map((row) => row.target),
+    tasks.map((row) => row.skill),
+    tasks.map((row) => row.parentTaskId),
+    tasks.map((row) => row.callerKey),
+    tasks.map((row) => row.traceId),
+    tasks.map((row) => row.state),
+    tasks.map((row) => row.terminal),
+    tasks.map((row) => row.statusTime),
+    tasks.map((row) => row.deadline),
+    tasks.map((row) => row.createdAt),
+    tasks.map((row) => row.json),
     messages.map((message) => message.callerKey),
     messages.map((message) => message.messageId),
     messages.map((message) => message.taskId),
