@@ -48,7 +48,7 @@ const warmupCount = quick ? 200 : 1_000;
  * (the rounds least disturbed by other load on the box).
  */
 const linkRounds = quick ? 1 : 9;
-/** Rounds of the spoke → hub → spoke path with the hub on PostgreSQL (each a SQL round trip or four per message). */
+/** Rounds of the spoke → hub → spoke path with the hub on PostgreSQL (its writes and lookups batched per turn). */
 const postgresRounds = quick ? 1 : 3;
 const postgresCount = quick ? 300 : 1_500;
 /** Hard wall-clock bound of the whole run, ms. */
@@ -131,6 +131,18 @@ interface Tally {
   lost: number;
   duplicated: number;
   readonly taskIds: Set<string>;
+}
+
+/** Adds the report of `count` requests the loadgen spoke made to `tally`. */
+function countAnswers(
+  tally: Tally,
+  count: number,
+  report: { ok: number; lost: number; duplicated: number },
+): void {
+  tally.sent += count;
+  tally.ok += report.ok;
+  tally.lost += report.lost;
+  tally.duplicated += report.duplicated;
 }
 
 function newTally(): Tally {
@@ -482,11 +494,14 @@ async function buildServices(): Promise<void> {
   await cp(join(REPO_ROOT, 'hub/migrations'), join(REPO_ROOT, 'dist/hub/migrations'), { recursive: true });
 }
 
-/** Stops one child process (SIGTERM, then SIGKILL after 10 s) and waits for it to exit. */
+/** Stops one child process (SIGTERM, then SIGKILL after 10 s), waits for it to exit and reports a failed exit. */
 async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
+    child.once('exit', (code, signal) => {
+      if (code !== 0) process.stderr.write(`child ${child.pid} exited with ${code ?? signal}\n`);
+      resolve();
+    });
     child.kill('SIGTERM');
     setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
   });
@@ -623,10 +638,7 @@ async function main(): Promise<void> {
         systemUs: cpu.system,
         rps: closedLoopCount / viaLink.seconds,
       });
-      tallies.hub.sent += closedLoopCount;
-      tallies.hub.ok += viaLink.ok;
-      tallies.hub.lost += viaLink.lost;
-      tallies.hub.duplicated += viaLink.duplicated;
+      countAnswers(tallies.hub, closedLoopCount, viaLink);
       const relay = await throughRelay(relayUrl, closedLoopCount);
       relayRuns.push(relay.cpuUs);
       relayLost += relay.lost;
@@ -638,10 +650,7 @@ async function main(): Promise<void> {
     const cpuLink10k = await cpuPerMessage(hubUrl, async () => {
       viaLink10k = await spokeToSpoke(loadgen.apiUrl, closedLoopCount10k, 10 * 1024);
     });
-    tallies.hub.sent += closedLoopCount10k;
-    tallies.hub.ok += viaLink10k.ok;
-    tallies.hub.lost += viaLink10k.lost;
-    tallies.hub.duplicated += viaLink10k.duplicated;
+    countAnswers(tallies.hub, closedLoopCount10k, viaLink10k);
 
     // The same path with the hub restarted on the SQL task store over PostgreSQL, as docker/compose.yaml runs it.
     const postgresSkip = await postgresUnreachableReason();
@@ -658,10 +667,7 @@ async function main(): Promise<void> {
           viaPostgres = await spokeToSpoke(loadgen.apiUrl, postgresCount, 256);
         });
         postgresRuns.push({ cpuUs: cpu.user + cpu.system, rps: postgresCount / viaPostgres.seconds });
-        tallies.hub.sent += postgresCount;
-        tallies.hub.ok += viaPostgres.ok;
-        tallies.hub.lost += viaPostgres.lost;
-        tallies.hub.duplicated += viaPostgres.duplicated;
+        countAnswers(tallies.hub, postgresCount, viaPostgres);
       }
     } else {
       process.stderr.write(
@@ -729,20 +735,7 @@ async function main(): Promise<void> {
   } finally {
     clearTimeout(watchdog);
     for (const spoke of spokesToClose) await spoke.close({ graceMs: 100 });
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once('exit', (code, signal) => {
-              if (code !== 0) process.stderr.write(`child ${child.pid} exited with ${code ?? signal}\n`);
-              resolve();
-            });
-            child.kill('SIGTERM');
-            setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-          }),
-      ),
-    );
+    await Promise.all(children.map(stopProcess));
     agent.destroy();
     await scratch?.drop();
     await rm(stateDir, { recursive: true, force: true });

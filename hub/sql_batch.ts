@@ -1,18 +1,19 @@
-// Coalescing of the SQL task store's per-message traffic: the event appends (each with the task record saved
-// alongside and a new task's messageId remembered, when asked) made in one event-loop turn go to the database
-// as one statement, and so do the messageId lookups, so a hub routing many messages pays a round trip per turn
-// instead of one per write or lookup.
+// Coalescing of the SQL task store's per-message traffic: the writes (event appends, task record saves,
+// remembered messageIds) made in one event-loop turn go to the database as one statement, and so do the
+// messageId lookups, so a hub routing many messages pays a round trip per turn instead of one per write or
+// lookup.
 import type { Database } from '../shared/db.js';
 import { AppError } from '../shared/errors.js';
 import { isTerminalState, type StreamResponse } from '../shared/protocol.js';
 import type { HubTaskRecord, RememberedMessage } from './tasks.js';
 
 /**
- * One statement for a batch. Items ($1 task ids, $2 event JSON, $3 final flags, numbered by their position) get
- * consecutive seqs per task in item order; `counter` row-locks each task's counter until the statement
- * commits, so concurrent batches never hand out one seq twice. Each task keeps its newest $4 events (the rows
- * this statement inserts are trimmed by the task's next append). Records ($5…$17, one row per task id) are
- * upserted and messageIds ($18…$21) remembered in the same statement.
+ * One statement for a batch. Events ($1 task ids, $2 event JSON, $3 final flags, numbered by their position)
+ * get consecutive seqs per task in order; `counter` row-locks each task's counter until the statement commits,
+ * so concurrent batches never hand out one seq twice. Each task keeps its newest $4 events (the rows this
+ * statement inserts are trimmed by the task's next append). Records ($5…$17, one row per task id) are upserted
+ * and messageIds ($18…$21) remembered in the same statement. One row comes back per event, or one row with no
+ * event when the batch has none; each carries the counts of new tasks and remembered messageIds.
  */
 const WRITE_BATCH = `
 WITH items AS (
@@ -53,11 +54,12 @@ WITH items AS (
   SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::bigint[])
   ON CONFLICT (caller_key, message_id) DO UPDATE SET task_id = EXCLUDED.task_id, expires_at = EXCLUDED.expires_at
   RETURNING 1
+), counts AS (
+  SELECT (SELECT count(*) FROM saved WHERE inserted)::int AS inserted,
+         (SELECT count(*) FROM remembered)::int AS remembered
 )
-SELECT ord, seq,
-       (SELECT count(*) FROM saved WHERE inserted)::int AS inserted,
-       (SELECT count(*) FROM remembered)::int AS remembered
-FROM numbered`;
+SELECT numbered.ord, numbered.seq, counts.inserted, counts.remembered
+FROM counts LEFT JOIN numbered ON true`;
 
 /** The tasks remembered for ($1 caller key, $2 messageId) pairs and not expired at $3 (ms), by position. */
 const LOOKUP_BATCH = `
@@ -84,13 +86,19 @@ interface TaskRow {
   readonly json: string;
 }
 
-/** One queued write: an event of a task, optionally with its record and the messageId that created it. */
-interface QueuedWrite {
+/** A messageId to remember for dedupe: which task the caller's message made, until when. */
+interface MessageRow {
+  readonly callerKey: string;
+  readonly messageId: string;
   readonly taskId: string;
-  readonly eventJson: string;
-  readonly final: boolean;
+  readonly expiresAt: number;
+}
+
+/** One queued write: any of an event of a task, a task record and a remembered messageId. */
+interface QueuedWrite {
+  readonly event: { readonly taskId: string; readonly json: string; readonly final: boolean } | undefined;
   readonly row: TaskRow | undefined;
-  readonly remember: RememberedMessage | undefined;
+  readonly message: MessageRow | undefined;
 }
 
 /** What one flushed batch wrote besides events (for the store's prune count). */
@@ -138,12 +146,13 @@ class TurnQueue<Item, Result> {
 }
 
 /**
- * Queues event appends (with their records) and writes all those queued in one event-loop turn with one
- * statement at the end of the turn. Each caller's promise settles with its event's seq once that statement has
- * committed, or with the statement's error; a batch fails or succeeds as a whole.
+ * Queues writes and makes all those queued in one event-loop turn with one statement at the end of the turn.
+ * Each caller's promise settles once that statement has committed (an append's with its event's seq), or with
+ * the statement's error; a batch fails or succeeds as a whole.
  */
 export class SqlWriteBatcher {
-  private readonly writes: TurnQueue<QueuedWrite, number>;
+  /** Resolves with the event's seq, or undefined for a write without an event. */
+  private readonly writes: TurnQueue<QueuedWrite, number | undefined>;
 
   constructor(
     db: Database,
@@ -151,42 +160,68 @@ export class SqlWriteBatcher {
     /** Called after each committed batch, before its callers are answered. */
     afterBatch: (counts: BatchWriteCounts) => Promise<void>,
   ) {
-    this.writes = new TurnQueue<QueuedWrite, number>(async (batch) => {
+    this.writes = new TurnQueue<QueuedWrite, number | undefined>(async (batch) => {
+      const events = batch.flatMap((write, index) => (write.event === undefined ? [] : [index]));
       const result = await db.query<{
-        ord: string | number;
-        seq: string | number;
+        ord: string | number | null;
+        seq: string | number | null;
         inserted: number;
         remembered: number;
       }>(WRITE_BATCH, batchParameters(batch, eventLimit));
+      // `ord` numbers the batch's events from 1; seqs are handed back by the write each event came with.
       const seqs = new Map<number, number>();
-      for (const row of result.rows) seqs.set(Number(row.ord), Number(row.seq));
+      for (const row of result.rows) {
+        const writeIndex = row.ord === null ? undefined : events[Number(row.ord) - 1];
+        if (writeIndex !== undefined) seqs.set(writeIndex, Number(row.seq));
+      }
       const first = result.rows[0];
       await afterBatch({
         insertedTasks: first?.inserted ?? 0,
         rememberedMessages: first?.remembered ?? 0,
       });
-      return batch.map(
-        (write, index) =>
-          seqs.get(index + 1) ??
-          new AppError('INTERNAL', `no event seq was assigned for task ${write.taskId}`),
-      );
+      return batch.map((_, index) => seqs.get(index));
     });
   }
 
-  /** Appends `event` to the task's log; with `record`, saves it in the same statement. Resolves with the seq. */
-  write(
+  /**
+   * Appends `event` to the task's log; with `record`, saves it in the same statement, and with `remember` also
+   * remembers the messageId that made the task. Resolves with the event's seq.
+   */
+  async append(
     taskId: string,
     event: StreamResponse,
     final: boolean,
     record?: HubTaskRecord,
     remember?: RememberedMessage,
   ): Promise<number> {
-    return this.writes.add({
-      taskId,
-      eventJson: JSON.stringify(event),
-      final,
+    const seq = await this.writes.add({
+      event: { taskId, json: JSON.stringify(event), final },
       row: record === undefined ? undefined : taskRow(record),
-      remember,
+      message:
+        record === undefined || remember === undefined
+          ? undefined
+          : {
+              callerKey: record.callerKey,
+              messageId: remember.messageId,
+              taskId: record.id,
+              expiresAt: remember.expiresAt,
+            },
+    });
+    if (seq === undefined) throw new AppError('INTERNAL', `no event seq was assigned for task ${taskId}`);
+    return seq;
+  }
+
+  /** Saves a task record. */
+  async save(record: HubTaskRecord): Promise<void> {
+    await this.writes.add({ event: undefined, row: taskRow(record), message: undefined });
+  }
+
+  /** Remembers that the caller's messageId made `taskId`, until `expiresAt` (ms since the epoch). */
+  async remember(callerKey: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
+    await this.writes.add({
+      event: undefined,
+      row: undefined,
+      message: { callerKey, messageId, taskId, expiresAt },
     });
   }
 }
@@ -214,30 +249,20 @@ function taskRow(record: HubTaskRecord): TaskRow {
  * last queued wins).
  */
 function batchParameters(batch: readonly QueuedWrite[], eventLimit: number): unknown[] {
+  const events = batch.flatMap((write) => (write.event === undefined ? [] : [write.event]));
   const rows = new Map<string, TaskRow>();
-  const remembered = new Map<
-    string,
-    { callerKey: string; messageId: string; taskId: string; expiresAt: number }
-  >();
+  const messages = new Map<string, MessageRow>();
   for (const write of batch) {
-    if (write.row === undefined) continue;
-    rows.set(write.row.id, write.row);
-    if (write.remember !== undefined) {
-      const { callerKey } = write.row;
-      remembered.set(`${callerKey}\u0000${write.remember.messageId}`, {
-        callerKey,
-        messageId: write.remember.messageId,
-        taskId: write.row.id,
-        expiresAt: Math.ceil(write.remember.expiresAt),
-      });
-    }
+    if (write.row !== undefined) rows.set(write.row.id, write.row);
+    if (write.message !== undefined)
+      messages.set(`${write.message.callerKey}\u0000${write.message.messageId}`, write.message);
   }
   const tasks = [...rows.values()];
-  const messages = [...remembered.values()];
+  const remembered = [...messages.values()];
   return [
-    batch.map((write) => write.taskId),
-    batch.map((write) => write.eventJson),
-    batch.map((write) => write.final),
+    events.map((event) => event.taskId),
+    events.map((event) => event.json),
+    events.map((event) => event.final),
     eventLimit,
     tasks.map((row) => row.id),
     tasks.map((row) => row.contextId),
@@ -252,10 +277,10 @@ function batchParameters(batch: readonly QueuedWrite[], eventLimit: number): unk
     tasks.map((row) => row.deadline),
     tasks.map((row) => row.createdAt),
     tasks.map((row) => row.json),
-    messages.map((message) => message.callerKey),
-    messages.map((message) => message.messageId),
-    messages.map((message) => message.taskId),
-    messages.map((message) => message.expiresAt),
+    remembered.map((message) => message.callerKey),
+    remembered.map((message) => message.messageId),
+    remembered.map((message) => message.taskId),
+    remembered.map((message) => Math.ceil(message.expiresAt)),
   ];
 }
 

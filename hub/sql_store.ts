@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { migrate, openDatabase, type Database } from '../shared/db.js';
 import { AppError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { isTerminalState, type StreamResponse } from '../shared/protocol.js';
+import type { StreamResponse } from '../shared/protocol.js';
 import {
   withSequence,
   type AttestationAuditEntry,
@@ -30,17 +30,6 @@ export const HUB_MIGRATIONS_DIR = resolve(import.meta.dirname, 'migrations');
 const SELECT_EPOCH = `SELECT value FROM hub_store_state WHERE key = 'epoch'`;
 const INSERT_EPOCH = `INSERT INTO hub_store_state (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING`;
 
-const UPSERT_TASK = `
-INSERT INTO tasks (id, context_id, tenant, skill_id, parent_task_id, caller_key, trace_id, state, terminal,
-                   status_time, deadline_at, created_at, updated_at, record)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, to_timestamp($11::double precision / 1000), $12::timestamptz,
-        clock_timestamp(), $13::json)
-ON CONFLICT (id) DO UPDATE SET
-  context_id = EXCLUDED.context_id, tenant = EXCLUDED.tenant, skill_id = EXCLUDED.skill_id,
-  parent_task_id = EXCLUDED.parent_task_id, caller_key = EXCLUDED.caller_key, trace_id = EXCLUDED.trace_id,
-  state = EXCLUDED.state, terminal = EXCLUDED.terminal, status_time = EXCLUDED.status_time,
-  deadline_at = EXCLUDED.deadline_at, updated_at = clock_timestamp(), record = EXCLUDED.record
-RETURNING (xmax = 0) AS inserted`;
 const SELECT_TASK = `SELECT record FROM tasks WHERE id = $1`;
 const COUNT_CALLER_TASKS = `
 SELECT count(*)::int AS total FROM tasks
@@ -52,10 +41,6 @@ WHERE caller_key = $1 AND ($2::text IS NULL OR context_id = $2) AND ($3::text IS
   AND ($4::text IS NULL OR (status_time, id COLLATE "C") < ($4::text COLLATE "C", $5::text COLLATE "C"))
 ORDER BY status_time DESC, id COLLATE "C" DESC
 LIMIT $6`;
-
-const UPSERT_MESSAGE_TASK = `
-INSERT INTO task_message_ids (caller_key, message_id, task_id, expires_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (caller_key, message_id) DO UPDATE SET task_id = EXCLUDED.task_id, expires_at = EXCLUDED.expires_at`;
 
 const SELECT_EVENTS_AFTER = `
 SELECT seq, event, final FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq`;
@@ -160,7 +145,7 @@ interface AuditRow {
 /**
  * A {@link TaskStore} in SQL with InMemoryTaskStore's semantics, so tasks, event logs, conversations and the
  * audit survive a hub restart. The epoch is created once per database (kept across restarts, new after a
- * wipe). Event appends, with the record saves that go with them, are written one statement per event-loop
+ * wipe). Event appends, record saves and remembered messageIds are written one statement per event-loop
  * turn (sql_batch.ts); that statement row-locks each task's counter, so concurrent appends for one task
  * get 1, 2, 3… without holes. Retention: appends keep about the newest `eventLimit` events of each task;
  * every `pruneEvery` writes the oldest finished tasks beyond `taskLimit`, expired and excess messageIds and
@@ -175,7 +160,7 @@ export class SqlTaskStore implements TaskStore {
   private readonly now: () => number;
   private readonly log: Logger | undefined;
   private writesSincePrune = 0;
-  /** Event appends and the record saves that go with them, one statement per event-loop turn. */
+  /** Event appends, record saves and remembered messageIds, one statement per event-loop turn. */
   private readonly writes: SqlWriteBatcher;
   /** messageId lookups, one statement per event-loop turn. */
   private readonly lookups: SqlLookupBatcher;
@@ -206,8 +191,7 @@ export class SqlTaskStore implements TaskStore {
   }
 
   async saveTask(record: HubTaskRecord): Promise<void> {
-    const result = await this.db.query<{ inserted: boolean }>(UPSERT_TASK, taskColumns(record));
-    if (result.rows[0]?.inserted === true) await this.countWrites(1);
+    await this.writes.save(record);
   }
 
   async saveTaskAndEvent(
@@ -216,7 +200,7 @@ export class SqlTaskStore implements TaskStore {
     final: boolean,
     remember?: RememberedMessage,
   ): Promise<TaskEventEntry> {
-    const seq = await this.writes.write(record.id, event, final, record, remember);
+    const seq = await this.writes.append(record.id, event, final, record, remember);
     return this.loggedEntry(record.id, seq, event, final);
   }
 
@@ -256,12 +240,11 @@ export class SqlTaskStore implements TaskStore {
   }
 
   async rememberMessageId(key: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
-    await this.db.query(UPSERT_MESSAGE_TASK, [key, messageId, taskId, Math.ceil(expiresAt)]);
-    await this.countWrites(1);
+    await this.writes.remember(key, messageId, taskId, expiresAt);
   }
 
   async appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry> {
-    const seq = await this.writes.write(taskId, event, final);
+    const seq = await this.writes.append(taskId, event, final);
     return this.loggedEntry(taskId, seq, event, final);
   }
 
@@ -354,25 +337,6 @@ export class SqlTaskStore implements TaskStore {
     this.writesSincePrune += count;
     if (this.writesSincePrune >= this.pruneEvery) await this.prune();
   }
-}
-
-/** UPSERT_TASK's parameters. */
-function taskColumns(record: HubTaskRecord): unknown[] {
-  return [
-    record.id,
-    record.contextId,
-    record.target,
-    record.skill,
-    record.parentTaskId,
-    record.callerKey,
-    record.traceId,
-    record.task.status.state,
-    isTerminalState(record.task.status.state),
-    record.task.status.timestamp ?? record.createdAt,
-    record.deadline,
-    record.createdAt,
-    JSON.stringify(record),
-  ];
 }
 
 /**

@@ -602,6 +602,7 @@ describe('hub routing', () => {
   it('links every sub-request of a task to it, also after a sub-request to the same spoke has finished', async () => {
     const { hub, spokes, auth } = await setup(['finance', 'marketing']);
     const [finance] = spokes as [FakeSpoke, FakeSpoke];
+    const answers: unknown[] = [];
     const askThroughHub = async (traceparent: unknown, tenant: string, text: string): Promise<void> => {
       const link = await finance.connected();
       for await (const event of linkStream(link, 'SendStreamingMessage', {
@@ -609,7 +610,7 @@ describe('hub routing', () => {
         message: userMessage(text),
         metadata: { [META.traceparent]: traceparent, [META.caller]: 'finance' },
       })) {
-        expect(event).toBeDefined();
+        answers.push(event);
       }
     };
     finance.handler = (method, params) => {
@@ -638,6 +639,9 @@ describe('hub routing', () => {
       'finance->finance',
       'finance->marketing',
     ]);
+    // Both sub-requests were answered (the fake spokes answer by echoing or completing).
+    expect(JSON.stringify(answers)).toContain('checked');
+    expect(JSON.stringify(answers)).toContain('TASK_STATE_COMPLETED');
   });
 
   it('refuses a request from a spoke that is itself not attested', async () => {
