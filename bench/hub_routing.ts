@@ -3,11 +3,13 @@
 // to the spoke (the baseline). Reports hub CPU µs per routed message (from the hub's own /metrics CPU counter),
 // for HTTP /a2a callers and for a spoke calling another spoke over its attested link, hub-added p50/p99 at a
 // fixed open-loop rate of 500 req/s, closed-loop throughput, lost and duplicated answers; and, as the floor under
-// the link figure, the CPU of a bare WebSocket relay (bench/relay_main.mjs) moving the same frames. The hub runs
-// compiled, as docker/hub.Dockerfile runs it (`npm run build`, done here first, then bare node; under tsx it costs
-// about a fifth more CPU per message: esbuild's keepNames wraps every closure it creates), with the in-memory
-// task store; a last phase restarts it on the SQL task store with PostgreSQL (AGENTHUB_TEST_POSTGRES_URL, as
-// docker/compose.yaml deploys it) and measures the spoke → hub → spoke path again.
+// both CPU figures, the CPU of a bare relay (bench/relay_main.mjs) answering the same requests over HTTP and over
+// a WebSocket. CPU figures are medians of rounds alternating with the relay's, after a first round that is
+// reported on its own (a freshly started hub). The hub runs compiled, as docker/hub.Dockerfile runs it (`npm run
+// build`, done here first, then bare node; under tsx it costs about a fifth more CPU per message: esbuild's
+// keepNames wraps every closure it creates), with the in-memory task store; a last phase restarts it on the SQL
+// task store with PostgreSQL (AGENTHUB_TEST_POSTGRES_URL, as docker/compose.yaml deploys it) and measures the
+// spoke → hub → spoke path again.
 // Run: npx tsx bench/hub_routing.ts (BENCH_QUICK=1 for a smoke run). The last line is one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
@@ -48,11 +50,13 @@ const warmupCount = quick ? 200 : 1_000;
  * (the rounds least disturbed by other load on the box).
  */
 const linkRounds = quick ? 1 : 9;
+/** Alternating rounds of HTTP /a2a through the hub and through the bare relay's HTTP entry, after a first round. */
+const httpRounds = quick ? 1 : 7;
 /** Rounds of the spoke → hub → spoke path with the hub on PostgreSQL (its writes and lookups batched per turn). */
 const postgresRounds = quick ? 1 : 3;
 const postgresCount = quick ? 300 : 1_500;
 /** Hard wall-clock bound of the whole run, ms. */
-const runLimitMs = quick ? 120_000 : 300_000;
+const runLimitMs = quick ? 120_000 : 480_000;
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const children: ChildProcess[] = [];
@@ -387,11 +391,20 @@ async function relayCounters(
   return (await response.json()) as { userUs: number; systemUs: number; relayed: number };
 }
 
+/** The relay's CPU µs per relayed message during `run`. */
+async function relayCpuPerMessage(relayUrl: string, run: () => Promise<unknown>): Promise<number> {
+  const before = await relayCounters(relayUrl);
+  await run();
+  const after = await relayCounters(relayUrl);
+  const relayed = Math.max(1, after.relayed - before.relayed);
+  return (after.userUs - before.userUs + after.systemUs - before.systemUs) / relayed;
+}
+
 /**
  * `count` SendMessage requests (shaped as a spoke's peer call) through the bare relay with `concurrency` in
- * flight; returns the relay's CPU µs per relayed message and the lost answers.
+ * flight, over one WebSocket; returns the lost answers.
  */
-async function throughRelay(relayUrl: string, count: number): Promise<{ cpuUs: number; lost: number }> {
+async function throughRelay(relayUrl: string, count: number): Promise<number> {
   const socket = new WebSocket(relayUrl.replace('http:', 'ws:'), { perMessageDeflate: false });
   await new Promise((resolve, reject) => {
     socket.once('open', resolve);
@@ -408,7 +421,6 @@ async function throughRelay(relayUrl: string, count: number): Promise<{ cpuUs: n
     call?.done(frame.result.task.artifacts[0]?.parts[0]?.text === call.text);
   });
   const filler = 'z'.repeat(256 - 12);
-  const before = await relayCounters(relayUrl);
   let next = 0;
   let lost = 0;
   await Promise.all(
@@ -431,10 +443,8 @@ async function throughRelay(relayUrl: string, count: number): Promise<{ cpuUs: n
       }
     }),
   );
-  const after = await relayCounters(relayUrl);
   socket.close();
-  const relayed = Math.max(1, after.relayed - before.relayed);
-  return { cpuUs: (after.userUs - before.userUs + after.systemUs - before.systemUs) / relayed, lost };
+  return lost;
 }
 
 async function waitReady(hubUrl: string, apiKey: string): Promise<void> {
@@ -595,24 +605,9 @@ async function main(): Promise<void> {
     };
     const small = 'x'.repeat(256 - 37);
     const large = 'y'.repeat(10 * 1024 - 37);
-    const tallies = { hub: newTally(), direct: newTally() };
+    const tallies = { hub: newTally(), direct: newTally(), relay: newTally() };
 
-    await closedLoop(viaHub, small, warmupCount, newTally());
-    await closedLoop(direct, small, warmupCount, newTally());
-
-    let throughputHub256 = 0;
-    const cpu256 = await cpuPerMessage(hubUrl, async () => {
-      throughputHub256 = await closedLoop(viaHub, small, closedLoopCount, tallies.hub);
-    });
-    const throughputDirect256 = await closedLoop(direct, small, closedLoopCount, tallies.direct);
-    let throughputHub10k = 0;
-    const cpu10k = await cpuPerMessage(hubUrl, async () => {
-      throughputHub10k = await closedLoop(viaHub, large, closedLoopCount10k, tallies.hub);
-    });
-
-    const openHub = await openLoop(viaHub, small, tallies.hub);
-    const openDirect = await openLoop(direct, small, tallies.direct);
-    // The spoke → hub → spoke path and its floor, the bare relay, alternate so both see the same box.
+    // The bare relay (bench/relay_main.mjs) is the floor under both the HTTP and the spoke → hub → spoke figures.
     const answerer = await startRelayAnswerer();
     const relayPort = await freePort();
     startProcess('bench/relay_main.mjs', {
@@ -621,6 +616,35 @@ async function main(): Promise<void> {
     });
     const relayUrl = `http://127.0.0.1:${relayPort}`;
     await waitListening(relayUrl);
+    const viaRelay: Target = { url: `${relayUrl}/a2a`, headers: {}, tenant: 'echo' };
+
+    // HTTP /a2a: a full first round (reported as the cold figure: a freshly started hub), then rounds through the
+    // hub alternating with rounds through the bare relay's HTTP entry, so both see the same box.
+    const firstHttp = await cpuPerMessage(hubUrl, () =>
+      closedLoop(viaHub, small, closedLoopCount, tallies.hub),
+    );
+    await closedLoop(direct, small, warmupCount, newTally());
+    await closedLoop(viaRelay, small, warmupCount, newTally());
+    const httpRuns: { cpuUs: number; userUs: number; systemUs: number; rps: number }[] = [];
+    const relayHttpRuns: number[] = [];
+    for (let round = 0; round < httpRounds; round += 1) {
+      let rps = 0;
+      const cpu = await cpuPerMessage(hubUrl, async () => {
+        rps = await closedLoop(viaHub, small, closedLoopCount, tallies.hub);
+      });
+      httpRuns.push({ cpuUs: cpu.user + cpu.system, userUs: cpu.user, systemUs: cpu.system, rps });
+      relayHttpRuns.push(
+        await relayCpuPerMessage(relayUrl, () => closedLoop(viaRelay, small, closedLoopCount, tallies.relay)),
+      );
+    }
+    const throughputDirect256 = await closedLoop(direct, small, closedLoopCount, tallies.direct);
+    let throughputHub10k = 0;
+    const cpu10k = await cpuPerMessage(hubUrl, async () => {
+      throughputHub10k = await closedLoop(viaHub, large, closedLoopCount10k, tallies.hub);
+    });
+
+    const openHub = await openLoop(viaHub, small, tallies.hub);
+    const openDirect = await openLoop(direct, small, tallies.direct);
     // A full round of each first: the link path's code and the hub's heap reach their steady state.
     await spokeToSpoke(loadgen.apiUrl, closedLoopCount, 256);
     await throughRelay(relayUrl, closedLoopCount);
@@ -639,9 +663,11 @@ async function main(): Promise<void> {
         rps: closedLoopCount / viaLink.seconds,
       });
       countAnswers(tallies.hub, closedLoopCount, viaLink);
-      const relay = await throughRelay(relayUrl, closedLoopCount);
-      relayRuns.push(relay.cpuUs);
-      relayLost += relay.lost;
+      relayRuns.push(
+        await relayCpuPerMessage(relayUrl, async () => {
+          relayLost += await throughRelay(relayUrl, closedLoopCount);
+        }),
+      );
     }
     await answerer.close();
 
@@ -676,6 +702,9 @@ async function main(): Promise<void> {
     }
     const postgres = postgresRuns.length === 0 ? undefined : medianBy(postgresRuns, (run) => run.cpuUs);
 
+    const http = medianBy(httpRuns, (run) => run.cpuUs);
+    const httpMinUs = Math.min(...httpRuns.map((run) => run.cpuUs));
+    const relayHttpCpuUs = medianBy(relayHttpRuns, (cpuUs) => cpuUs);
     const link = medianBy(linkRuns, (run) => run.cpuUs);
     const relayCpuUs = medianBy(relayRuns, (cpuUs) => cpuUs);
     const linkMinUs = Math.min(...linkRuns.map((run) => run.cpuUs));
@@ -687,9 +716,9 @@ async function main(): Promise<void> {
     const directP99 = openDirect.getValueAtPercentile(99) / 1000;
 
     const lines = [
-      `closed loop (${concurrency} in flight), 256 B: via hub ${round(throughputHub256, 0)} req/s, direct ${round(throughputDirect256, 0)} req/s`,
-      `closed loop, 10 KB via hub: ${round(throughputHub10k, 0)} req/s`,
-      `hub CPU per routed message: 256 B ${round(cpu256.user + cpu256.system, 1)} µs (user ${round(cpu256.user, 1)}, system ${round(cpu256.system, 1)}), 10 KB ${round(cpu10k.user + cpu10k.system, 1)} µs (user ${round(cpu10k.user, 1)}, system ${round(cpu10k.system, 1)})`,
+      `HTTP /a2a (${concurrency} in flight), 256 B, median of ${httpRounds} after a first round: via hub ${round(http.rps, 0)} req/s, direct ${round(throughputDirect256, 0)} req/s; hub CPU ${round(http.cpuUs, 1)} µs per routed message (user ${round(http.userUs, 1)}, system ${round(http.systemUs, 1)}); rounds ${httpRuns.map((run) => round(run.cpuUs, 1)).join(', ')}; first round (cold hub) ${round(firstHttp.user + firstHttp.system, 1)} µs`,
+      `bare relay's HTTP entry moving the same requests, 256 B, median of ${httpRounds}: ${round(relayHttpCpuUs, 1)} µs per message; rounds ${relayHttpRuns.map((cpuUs) => round(cpuUs, 1)).join(', ')}`,
+      `HTTP /a2a, 10 KB via hub: ${round(throughputHub10k, 0)} req/s, hub CPU ${round(cpu10k.user + cpu10k.system, 1)} µs per routed message (user ${round(cpu10k.user, 1)}, system ${round(cpu10k.system, 1)})`,
       `open loop ${openLoopRate} req/s for ${openLoopSeconds} s, 256 B: via hub p50 ${round(hubP50, 3)} ms p99 ${round(hubP99, 3)} ms; direct p50 ${round(directP50, 3)} ms p99 ${round(directP99, 3)} ms`,
       `spoke → hub → spoke (attested link, ${concurrency} in flight), 256 B, median of ${linkRounds}: ${round(link.rps, 0)} req/s, hub CPU ${round(link.cpuUs, 1)} µs per routed message (user ${round(link.userUs, 1)}, system ${round(link.systemUs, 1)}); rounds ${linkRuns.map((run) => round(run.cpuUs, 1)).join(', ')}`,
       `bare WebSocket relay moving the same frames (no routing features), 256 B, median of ${linkRounds}: ${round(relayCpuUs, 1)} µs per message; rounds ${relayRuns.map((cpuUs) => round(cpuUs, 1)).join(', ')}`,
@@ -697,14 +726,18 @@ async function main(): Promise<void> {
       postgres === undefined
         ? `spoke → hub → spoke with the hub on PostgreSQL: skipped (${postgresSkip ?? 'no rounds'})`
         : `spoke → hub → spoke with the hub's task store on PostgreSQL, 256 B, median of ${postgresRounds}: ${round(postgres.rps, 0)} req/s, hub CPU ${round(postgres.cpuUs, 1)} µs per routed message; rounds ${postgresRuns.map((run) => round(run.cpuUs, 1)).join(', ')}`,
-      `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}`,
+      `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}, relay (HTTP) ${tallies.relay.ok}/${tallies.relay.sent}`,
     ];
     for (const line of lines) process.stdout.write(`${line}\n`);
     process.stdout.write(
       `${JSON.stringify({
-        hub_cpu_us_per_msg_256b_http: round(cpu256.user + cpu256.system, 1),
-        hub_cpu_user_us_per_msg_256b_http: round(cpu256.user, 1),
-        hub_cpu_system_us_per_msg_256b_http: round(cpu256.system, 1),
+        hub_cpu_us_per_msg_256b_http: round(http.cpuUs, 1),
+        hub_cpu_user_us_per_msg_256b_http: round(http.userUs, 1),
+        hub_cpu_system_us_per_msg_256b_http: round(http.systemUs, 1),
+        hub_cpu_us_per_msg_256b_http_min: round(httpMinUs, 1),
+        hub_cpu_us_per_msg_256b_http_first_round: round(firstHttp.user + firstHttp.system, 1),
+        bare_relay_http_cpu_us_per_msg_256b: round(relayHttpCpuUs, 1),
+        hub_over_bare_relay_http_ratio: round(http.cpuUs / relayHttpCpuUs, 2),
         hub_cpu_us_per_msg_256b_spoke_to_spoke: round(link.cpuUs, 1),
         hub_cpu_user_us_per_msg_256b_spoke_to_spoke: round(link.userUs, 1),
         hub_cpu_system_us_per_msg_256b_spoke_to_spoke: round(link.systemUs, 1),
@@ -724,11 +757,11 @@ async function main(): Promise<void> {
         direct_p50_ms_500rps: round(directP50, 3),
         hub_p99_ms_500rps: round(hubP99, 3),
         direct_p99_ms_500rps: round(directP99, 3),
-        throughput_rps_256b: round(throughputHub256, 0),
+        throughput_rps_256b: round(http.rps, 0),
         throughput_rps_256b_direct: round(throughputDirect256, 0),
         throughput_rps_10kb: round(throughputHub10k, 0),
-        lost: tallies.hub.lost + tallies.direct.lost + relayLost,
-        duplicated: tallies.hub.duplicated + tallies.direct.duplicated,
+        lost: tallies.hub.lost + tallies.direct.lost + tallies.relay.lost + relayLost,
+        duplicated: tallies.hub.duplicated + tallies.direct.duplicated + tallies.relay.duplicated,
         quick,
       })}\n`,
     );

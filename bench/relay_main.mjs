@@ -1,10 +1,11 @@
-// The floor under bench/hub_routing.ts's spoke → hub → spoke figure: a bare WebSocket relay process that does
-// only what any Node hub must do per routed message (parse a JSON-RPC request, forward it to the answering peer
-// as a stream request, collect the stream, answer the caller), with none of the hub's routing features. Frames
-// of one event-loop turn leave corked in one write, as the link does. Plain JavaScript, so it runs on bare node
-// like the compiled hub it is compared with.
+// The floor under bench/hub_routing.ts's figures: a bare relay process that does only what any Node hub must do
+// per routed message (parse a JSON-RPC request, forward it to the answering peer as a stream request, collect
+// the stream, answer the caller), with none of the hub's routing features, for callers on a WebSocket (the
+// spoke → hub → spoke floor) and on HTTP (`POST /a2a`, the HTTP floor). Frames of one event-loop turn leave
+// corked in one write, as the link does. Plain JavaScript, so it runs on bare node like the compiled hub.
 // Started by bench/hub_routing.ts: RELAY_PORT (callers connect here), RELAY_ANSWERER_URL (the answering peer).
 // GET /cpu on RELAY_PORT reports {"userUs","systemUs","relayed"}.
+import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
 import process from 'node:process';
 import { setImmediate } from 'node:timers';
@@ -59,7 +60,37 @@ answerer.on('message', (data) => {
   }
 });
 
-const server = createServer((_req, res) => {
+/**
+ * POST /a2a: the body (a JSON-RPC request) goes to the answerer as a stream request; the answer is its last
+ * result, as JSON.
+ * @param {import('node:http').IncomingMessage} req
+ * @param {import('node:http').ServerResponse} res
+ */
+function relayHttp(req, res) {
+  const chunks = [];
+  req.on('data', (chunk) => chunks.push(chunk));
+  req.on('end', () => {
+    const request = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const id = `r${nextId++}`;
+    pending.set(id, {
+      reply: (text) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      },
+      id: request.id,
+      last: undefined,
+    });
+    sendToAnswerer(
+      JSON.stringify({ jsonrpc: '2.0', id, method: 'SendStreamingMessage', params: request.params }),
+    );
+  });
+}
+
+const server = createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/a2a') {
+    relayHttp(req, res);
+    return;
+  }
   const usage = process.cpuUsage();
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ userUs: usage.user, systemUs: usage.system, relayed }));
