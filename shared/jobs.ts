@@ -295,6 +295,17 @@ function isoOrNull(millis: number | undefined | null): string | null {
     : new Date(millis).toISOString();
 }
 
+/**
+ * Why a job's signal fired, as the AppError handlers see: the runner's own CANCELED error when it is closing
+ * (BullMQ cancels the jobs then with a bare string), else a CANCELED error naming the job and BullMQ's reason.
+ */
+function cancelError(jobId: string | undefined, reason: unknown, closing: AbortSignal): AppError {
+  if (isAppError(reason)) return reason;
+  if (closing.aborted && isAppError(closing.reason)) return closing.reason;
+  const why = typeof reason === 'string' && reason !== '' ? `: ${reason}` : '';
+  return new AppError('CANCELED', `job ${jobId ?? ''} was cancelled${why}`);
+}
+
 function runKeyOf(queue: string, job: Job): string {
   const data = job.data as { runKey?: unknown } | null;
   return typeof data?.runKey === 'string' && data.runKey !== '' ? data.runKey : `${queue}:${job.id ?? ''}`;
@@ -404,8 +415,7 @@ function buildRunner(
         const abort = (reason: unknown) => {
           if (!controller.signal.aborted) controller.abort(reason);
         };
-        const onBullAbort = () =>
-          abort(bullSignal?.reason ?? new AppError('CANCELED', `job ${job.id} was cancelled`));
+        const onBullAbort = () => abort(cancelError(job.id, bullSignal?.reason, closing.signal));
         bullSignal?.addEventListener('abort', onBullAbort, { once: true });
         if (bullSignal?.aborted === true) onBullAbort();
         const context: JobContext<D> = {
