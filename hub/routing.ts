@@ -680,9 +680,7 @@ export class Router {
     record: HubTaskRecord,
     signal?: Cancellation,
   ): AsyncGenerator<TaskEventEntry> {
-    const replay = await this.store.eventsAfter(record.id, 0);
-    const last = replay.entries.at(-1);
-    const seq = last?.seq ?? 0;
+    const seq = await this.store.lastEventSeq(record.id);
     yield { taskId: record.id, seq, epoch: this.store.epoch, event: { task: record.task }, final: false };
     yield* this.follow(record.id, seq, signal);
   }

@@ -45,6 +45,8 @@ LIMIT $6`;
 const SELECT_EVENTS_AFTER = `
 SELECT seq, event, final FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq`;
 
+const SELECT_LAST_SEQ = `SELECT last_seq FROM task_event_counters WHERE task_id = $1`;
+
 const SELECT_CONVERSATION = `SELECT principal, spoke, turns FROM conversations WHERE id = $1`;
 const UPSERT_CONVERSATION = `
 INSERT INTO conversations (id, principal, spoke, turns) VALUES ($1, $2, $3, $4::json)
@@ -266,6 +268,12 @@ export class SqlTaskStore implements TaskStore {
     // event whenever any kept event is later than afterSeq: a gap is exactly "that row is not afterSeq + 1".
     const first = entries[0];
     return { entries, gap: first !== undefined && first.seq > afterSeq + 1 };
+  }
+
+  async lastEventSeq(taskId: string): Promise<number> {
+    const result = await this.db.query<{ last_seq: string | number }>(SELECT_LAST_SEQ, [taskId]);
+    const row = result.rows[0];
+    return row === undefined ? 0 : Number(row.last_seq);
   }
 
   async getConversation(contextId: string): Promise<Conversation | undefined> {

@@ -196,6 +196,8 @@ export interface TaskStore {
     remember?: RememberedMessage,
   ): Promise<TaskEventEntry>;
   eventsAfter(taskId: string, afterSeq: number): Promise<EventReplay>;
+  /** The seq of the task's newest event (0 when it has none): where a subscription from now starts. */
+  lastEventSeq(taskId: string): Promise<number>;
   getConversation(contextId: string): Promise<Conversation | undefined>;
   saveConversation(conversation: Conversation): Promise<void>;
   appendAudit(entry: AttestationAuditEntry): Promise<void>;
@@ -388,6 +390,10 @@ export class InMemoryTaskStore implements TaskStore {
     const first = log.entries[0];
     const gap = first !== undefined && first.seq > afterSeq + 1;
     return { entries: log.entries.filter((entry) => entry.seq > afterSeq), gap };
+  }
+
+  async lastEventSeq(taskId: string): Promise<number> {
+    return (this.logs.get(taskId)?.nextSeq ?? 1) - 1;
   }
 
   async getConversation(contextId: string): Promise<Conversation | undefined> {

@@ -320,6 +320,21 @@ for (const implementation of IMPLEMENTATIONS) {
         expect(await store.eventsAfter(randomUUID(), 0)).toEqual({ entries: [], gap: false });
       });
 
+      it('knows the seq of the newest event, also once older events are trimmed', async () => {
+        const store = await implementation.fresh({ eventLimit: 2 });
+        const record = taskRecord();
+        await store.saveTask(record);
+        expect(await store.lastEventSeq(record.id)).toBe(0);
+        for (const text of ['one', 'two', 'three']) {
+          await store.appendEvent(record.id, statusEvent(record, text), false);
+        }
+        expect(await store.lastEventSeq(record.id)).toBe(3);
+        await store.saveTaskAndEvent(record, { task: record.task }, true);
+        expect(await store.lastEventSeq(record.id)).toBe(4);
+        expect((await store.eventsAfter(record.id, 0)).entries.map((entry) => entry.seq)).toEqual([3, 4]);
+        expect(await store.lastEventSeq(randomUUID())).toBe(0);
+      });
+
       it('keeps the newest eventLimit events and reports a gap to a reader from before them', async () => {
         const store = await implementation.fresh({ eventLimit: 3 });
         const record = taskRecord();
