@@ -4,7 +4,7 @@
 import { join, resolve } from 'node:path';
 import { importSigningKey, parseReferenceValues, parseTrustStore, type JWK } from '../shared/attestation.js';
 import { readConfigJson, readConfigText } from '../shared/config.js';
-import { AppError } from '../shared/errors.js';
+import { AppError, errorMessage } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { closeOnSignals } from '../shared/shutdown.js';
 import { startHub } from './app.js';
@@ -59,6 +59,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`hub failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`hub failed to start: ${errorMessage(error)}\n`);
   process.exit(1);
 });

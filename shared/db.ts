@@ -9,7 +9,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pg from 'pg';
-import { AppError } from './errors.js';
+import { AppError, errorMessage } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 
 /** The minimal query surface repositories take, so the same code runs on a pool, a transaction or PGlite. */
@@ -104,7 +104,7 @@ async function openPostgres(databaseUrl: string, poolMax: number, log: Logger): 
     await pool.end();
     throw new AppError(
       'UPSTREAM_ERROR',
-      `cannot reach PostgreSQL at ${redactUrl(databaseUrl)}: ${errorText(error)}`,
+      `cannot reach PostgreSQL at ${redactUrl(databaseUrl)}: ${errorMessage(error)}`,
       {
         cause: error,
       },
@@ -552,7 +552,7 @@ function pgvectorMissing(db: Database, files: readonly MigrationFile[]): AppErro
 }
 
 function migrationFailed(db: Database, file: MigrationFile, error: unknown): AppError {
-  const text = errorText(error);
+  const text = errorMessage(error);
   if (file.needsVector && /extension "vector" is not available|type "vector" does not exist/i.test(text)) {
     return pgvectorMissing(db, [file]);
   }
@@ -562,9 +562,6 @@ function migrationFailed(db: Database, file: MigrationFile, error: unknown): App
   });
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** The URL with its password replaced, for logs and error messages. */
 export function redactUrl(url: string): string {

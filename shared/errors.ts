@@ -123,11 +123,15 @@ export function isAppError(value: unknown, code?: ErrorCode): value is AppError 
   return value instanceof AppError && (code === undefined || value.code === code);
 }
 
+/** The message of anything thrown: an Error's message, else the value as a string. */
+export function errorMessage(value: unknown): string {
+  return value instanceof Error ? value.message : String(value);
+}
+
 /** Wraps anything thrown into an {@link AppError}; an AppError passes through unchanged. */
 export function toAppError(value: unknown, fallback: ErrorCode = 'INTERNAL'): AppError {
   if (value instanceof AppError) return value;
-  const message = value instanceof Error ? value.message : String(value);
-  return new AppError(fallback, message, { cause: value });
+  return new AppError(fallback, errorMessage(value), { cause: value });
 }
 
 /** True when `value` is one of {@link ERROR_CODES} (a code read back from the wire or from task metadata). */

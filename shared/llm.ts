@@ -19,7 +19,7 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import { AppError, isAppError } from './errors.js';
+import { AppError, errorMessage, isAppError } from './errors.js';
 import { modelFileSize, validateModelFile } from './gguf.js';
 import type {
   JsonSchema,
@@ -198,7 +198,7 @@ export async function resolveModelFile(model: string, options: ResolveModelFileO
     return await resolveCachedModelFile(model, { directory: cacheDir, download: false, cli: false });
   } catch (error) {
     // node-llama-cpp's message names the cache file the URI maps to; keep it for the operator.
-    expectedPath = /No model file found at "([^"]+)"/.exec(reasonOf(error))?.[1];
+    expectedPath = /No model file found at "([^"]+)"/.exec(errorMessage(error))?.[1];
   }
   const where = expectedPath ?? `${cacheDir}/ (the file named by ${model})`;
   const notFound = (reason: string, cause?: unknown): AppError =>
@@ -247,7 +247,7 @@ export async function resolveModelFile(model: string, options: ResolveModelFileO
     return await downloader.download(options.signal === undefined ? {} : { signal: options.signal });
   } catch (error) {
     if (options.signal?.aborted) throw new AppError('CANCELED', 'model download canceled', { cause: error });
-    throw notFound(`download failed: ${reasonOf(error)}`, error);
+    throw notFound(`download failed: ${errorMessage(error)}`, error);
   } finally {
     for (const listener of process.listeners('SIGINT')) {
       if (!sigintBefore.has(listener)) process.off('SIGINT', listener);
@@ -419,9 +419,6 @@ function parseModelJson(outcome: AttemptOutcome): unknown {
   return value;
 }
 
-function reasonOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 class NodeLlamaRuntime implements LlmRuntime {
   readonly modelName: string;
@@ -479,8 +476,8 @@ class NodeLlamaRuntime implements LlmRuntime {
           const value = request.validate(parseModelJson(outcome));
           return { value, rawText: outcome.text, usage: usageOf(outcomes, startedAt, performance.now()) };
         } catch (error) {
-          reasons.push(reasonOf(error));
-          this.log.warn({ attempt, reason: reasonOf(error) }, 'structured LLM output rejected');
+          reasons.push(errorMessage(error));
+          this.log.warn({ attempt, reason: errorMessage(error) }, 'structured LLM output rejected');
         }
       }
       const usage = usageOf(outcomes, startedAt, performance.now());
@@ -508,7 +505,7 @@ class NodeLlamaRuntime implements LlmRuntime {
       .createEmbeddingContext({ contextSize: this.embeddingContextSize, threads: this.info.threads })
       .catch((error: unknown) => {
         this.embeddingContext = null;
-        throw new AppError('INTERNAL', `embedding context could not be created: ${reasonOf(error)}`, {
+        throw new AppError('INTERNAL', `embedding context could not be created: ${errorMessage(error)}`, {
           cause: error,
         });
       });
@@ -555,7 +552,7 @@ class NodeLlamaRuntime implements LlmRuntime {
         .createGrammarForJsonSchema(schema as Parameters<Llama['createGrammarForJsonSchema']>[0])
         .catch((error: unknown) => {
           this.grammars.delete(key);
-          throw new AppError('BAD_REQUEST', `JSON schema not usable as a grammar: ${reasonOf(error)}`, {
+          throw new AppError('BAD_REQUEST', `JSON schema not usable as a grammar: ${errorMessage(error)}`, {
             cause: error,
           });
         });
@@ -645,7 +642,7 @@ class NodeLlamaRuntime implements LlmRuntime {
       if (this.closed)
         throw new AppError('CANCELED', 'LLM runtime closed during the request', { cause: error });
       if (isAppError(error)) throw error;
-      throw new AppError('INTERNAL', `generation failed: ${reasonOf(error)}`, { cause: error });
+      throw new AppError('INTERNAL', `generation failed: ${errorMessage(error)}`, { cause: error });
     } finally {
       session.dispose({ disposeSequence: false });
     }
@@ -716,7 +713,7 @@ export async function openLlm(options: LlmOptions): Promise<LlmRuntime> {
   try {
     model = await llama.loadModel({ modelPath, useMmap: false, gpuLayers: gpu === false ? 0 : 'auto' });
   } catch (error) {
-    throw new AppError('MODEL_INVALID', `llama.cpp refused ${modelPath}: ${reasonOf(error)}`, {
+    throw new AppError('MODEL_INVALID', `llama.cpp refused ${modelPath}: ${errorMessage(error)}`, {
       details: { path: modelPath },
       cause: error,
     });
@@ -728,7 +725,7 @@ export async function openLlm(options: LlmOptions): Promise<LlmRuntime> {
     await model.dispose();
     throw new AppError(
       'MODEL_TOO_LARGE',
-      `context of ${plan.contextSize} tokens could not be created: ${reasonOf(error)}`,
+      `context of ${plan.contextSize} tokens could not be created: ${errorMessage(error)}`,
       {
         cause: error,
       },

@@ -2,7 +2,7 @@
 // metrics into payback, CAC, LTV, marginal-ROAS order, NPV and a budget reallocation, and narrates them with a
 // grounded LLM narrative. When marketing cannot answer, it says so and computes nothing that depends on it.
 import { z } from 'zod';
-import { AppError, ERROR_TABLE, isAppError, toAppError, type ErrorCode } from '../shared/errors.js';
+import { AppError, ERROR_TABLE, type ErrorCode, errorMessage, isAppError, toAppError } from '../shared/errors.js';
 import {
   FactSet,
   collectFacts,
@@ -427,7 +427,7 @@ export function createRoiReviewSkill(deps: RoiReviewSkillDeps): SkillDefinition 
           usage = result.usage;
         } catch (error) {
           if (context.signal.aborted || isAppError(error, 'CANCELED')) throw error;
-          unavailableReason = `the language model produced no usable narrative: ${error instanceof Error ? error.message : String(error)}`;
+          unavailableReason = `the language model produced no usable narrative: ${errorMessage(error)}`;
         }
       }
       const narrativeMs = performance.now() - narrativeStarted;

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { CliCommand, CliIo } from '../shared/cli/io.js';
 import { parseCsv } from '../shared/csv.js';
-import { isAppError } from '../shared/errors.js';
+import { errorMessage, isAppError } from '../shared/errors.js';
 import {
   compareProportions,
   MAX_LOOKS,
@@ -104,7 +104,7 @@ async function run(io: CliIo, usage: string, body: () => Promise<number>): Promi
       io.stderr(`error: ${error.message}\n${usage}`);
       return 2;
     }
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     io.stderr(`error: ${isAppError(error) ? `${error.code}: ${message}` : message}\n`);
     return 1;
   }

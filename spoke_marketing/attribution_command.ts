@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { CliCommand, CliIo } from '../shared/cli/io.js';
-import { isAppError } from '../shared/errors.js';
+import { errorMessage, isAppError } from '../shared/errors.js';
 import {
   ATTRIBUTION_MODELS,
   attribute,
@@ -132,7 +132,7 @@ export const analyzeAttributionCommand: CliCommand = async (io: CliIo): Promise<
     io.stdout(args.json ? `${JSON.stringify(result, null, 2)}\n` : formatTable(result, paths.length));
     return 0;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     io.stderr(`error: ${isAppError(error) ? `${error.code}: ${message}` : message}\n`);
     return 1;
   }

@@ -4,7 +4,7 @@
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { CliIo } from '../shared/cli/io.js';
-import { isAppError } from '../shared/errors.js';
+import { errorMessage, isAppError } from '../shared/errors.js';
 import type { LlmClient } from '../shared/llm_client.js';
 
 /** Prints the problem and the usage to stderr; exit code 2. */
@@ -15,7 +15,7 @@ export function usageError(io: CliIo, usage: string, problem: string): number {
 
 /** Prints `error [CODE]: message` to stderr; exit code 1. */
 export function failure(io: CliIo, error: unknown): number {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const code = isAppError(error) ? ` [${error.code}]` : '';
   io.stderr(`error${code}: ${message}\n`);
   return 1;
@@ -47,7 +47,7 @@ export function parseCommandArgs<const O extends CommandOptions, const P extends
       strict: true,
     }) as CommandArgs<O, P>;
   } catch (error) {
-    return usageError(io, usage, error instanceof Error ? error.message : String(error));
+    return usageError(io, usage, errorMessage(error));
   }
   if ((parsed.values as { help?: boolean }).help === true) {
     io.stdout(`${usage}\n`);

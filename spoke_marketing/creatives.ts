@@ -3,7 +3,7 @@
 // every creative is stored with its full report, and only a clean one is ever approved.
 import { z } from 'zod';
 import type { Database, Queryable } from '../shared/db.js';
-import { AppError, isAppError } from '../shared/errors.js';
+import { AppError, errorMessage, isAppError } from '../shared/errors.js';
 import type { JsonSchema, LlmClient, LlmUsage } from '../shared/llm_client.js';
 import type { Logger } from '../shared/log.js';
 import {
@@ -321,7 +321,7 @@ export async function judgeCreative(
           : { status: 'flagged', concerns: [...review.concerns] };
     } catch (error) {
       if (isCancel(error, signal)) throw error;
-      llmReview = { status: 'failed', error: error instanceof Error ? error.message : String(error) };
+      llmReview = { status: 'failed', error: errorMessage(error) };
     }
   }
   const layers: CreativeComplianceLayers = {
@@ -397,7 +397,7 @@ async function searchGuidelines(
     return hits.length === 0 ? { hits, note: 'no brand guidelines are indexed' } : { hits };
   } catch (error) {
     if (isCancel(error, request.signal)) throw error;
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     deps.log.warn({ err: error }, 'brand-guideline search failed; writing copy without guidelines');
     return { hits: [], note: `brand-guideline search failed: ${message}` };
   }

@@ -9,6 +9,7 @@ import { failure, openSpokeModel, openThroughOwner } from './cli_support.js';
 import type { CycleReport } from './orchestrator.js';
 import { marketingDataDir } from './data_commands.js';
 import { openMarketingToolkit } from './toolkit.js';
+import { errorMessage } from '../shared/errors.js';
 
 const USAGE = `usage: agenthub marketing cycle [--state-dir DIR] [--json] [--model FILE|hf:URI]
   Runs the marketing lifecycle once: discover personas → generate creatives → deploy (dry-run: requests are
@@ -63,7 +64,7 @@ export const marketingCycleCommand: CliCommand = async (io) => {
       strict: true,
     }));
   } catch (error) {
-    io.stderr(`${error instanceof Error ? error.message : String(error)}\n${USAGE}\n`);
+    io.stderr(`${errorMessage(error)}\n${USAGE}\n`);
     return 2;
   }
   if (values.help === true) {

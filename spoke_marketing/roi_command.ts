@@ -2,12 +2,12 @@
 // [--period P]` (offline, on a file; narrative only with a model) and `agenthub sample q4 --out FILE`.
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { CliCommand, CliIo } from '../shared/cli/io.js';
+import type { CliCommand } from '../shared/cli/io.js';
 import { isAppError } from '../shared/errors.js';
 import { resolveStateDir } from '../shared/layout.js';
 import type { LlmClient } from '../shared/llm_client.js';
 import { parseCampaignCsv, parsePeriodLabel } from './campaign_rows.js';
-import { openSpokeModel, parseCommandArgs, usageError } from './cli_support.js';
+import { failure, openSpokeModel, parseCommandArgs, usageError } from './cli_support.js';
 import type { GroupWithChange, PeriodRequest } from './roi.js';
 import { analyzeCampaignRoi, type CampaignRoiAnswer } from './roi_skill.js';
 import { generateSampleCampaignCsv } from './sample_data.js';
@@ -24,12 +24,6 @@ const SAMPLE_USAGE = [
   'usage: agenthub sample q4 [--out FILE] [--seed N] [--year YYYY]',
   '  Writes a seeded daily campaign CSV (email, social, search, display) for Q3 and Q4 of the year.',
 ].join('\n');
-
-function failure(io: CliIo, error: unknown): number {
-  const message = error instanceof Error ? error.message : String(error);
-  io.stderr(`error: ${message}\n`);
-  return 1;
-}
 
 function pad(text: string, width: number, alignRight: boolean): string {
   return alignRight ? text.padStart(width) : text.padEnd(width);

@@ -1,7 +1,7 @@
 // The `campaign-roi-analysis` A2A skill: reads campaign rows from the request (data part rows/CSV, CSV text,
 // or a named period served from stored rows), computes the metrics, narrates them with the LLM when one is
 // configured (grounded), and returns the campaign_roi answer with a confidence score computed in code.
-import { AppError, isAppError } from '../shared/errors.js';
+import { AppError, errorMessage, isAppError } from '../shared/errors.js';
 import type { LlmClient, LlmUsage } from '../shared/llm_client.js';
 import type { SkillDefinition, SkillInput, SkillResult } from '../shared/skill.js';
 import { groundedShare } from '../shared/grounding.js';
@@ -95,7 +95,7 @@ export async function analyzeCampaignRoi(
     } catch (error) {
       // A cancel stops the whole task; any other model failure still leaves the computed metrics useful.
       if (options.signal?.aborted === true || isAppError(error, 'CANCELED')) throw error;
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = errorMessage(error);
       unavailableReason = `the language model produced no usable narrative: ${reason}`;
     }
   }

@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { enrolLocal, type Enrolment, type EnrolmentSpoke } from '../enrolment.js';
-import { AppError } from '../errors.js';
+import { AppError, errorMessage } from '../errors.js';
 import { LOCAL_SPOKES, lockfilePath, resolveStateDir, spokeCodePaths } from '../layout.js';
 import { DEFAULT_MODEL_URI, isRemoteModel, resolveModelFile } from '../llm.js';
 import type { CliCommand, CliIo } from './io.js';
@@ -66,7 +66,7 @@ async function obtainModel(
       },
     });
   } catch (error) {
-    io.stderr(`${spoke}: no model: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr(`${spoke}: no model: ${errorMessage(error)}\n`);
     return null;
   }
 }

@@ -3,6 +3,7 @@
 // spans services, so it may name their command modules; services themselves import only from shared/.
 import process from 'node:process';
 import type { CliCommand, CliIo } from './io.js';
+import { errorMessage } from '../errors.js';
 
 type Loader = () => Promise<CliCommand>;
 
@@ -134,7 +135,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     const code =
       typeof error === 'object' && error !== null && 'code' in error ? `${String(error.code)}: ` : '';
-    process.stderr.write(`agenthub: ${code}${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`agenthub: ${code}${errorMessage(error)}\n`);
     return 1;
   } finally {
     process.off('SIGINT', onSignal);

@@ -3,7 +3,7 @@
 //   SPOKE_NAME=ping SPOKE_API_PORT=0 SPOKE_ATTESTATION_PORT=0 AGENTHUB_STATE_DIR=… npx tsx test/helpers/ping_spoke_main.ts
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { AppError } from '../../shared/errors.js';
+import { AppError, errorMessage } from '../../shared/errors.js';
 import { REPO_ROOT } from '../../shared/layout.js';
 import type { SkillDefinition } from '../../shared/skill.js';
 import { runSpokeProcess } from '../../shared/spoke_runtime.js';
@@ -108,7 +108,7 @@ const invokedDirectly =
 if (invokedDirectly) {
   main().catch((error: unknown) => {
     process.stderr.write(
-      `ping spoke failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+      `ping spoke failed to start: ${errorMessage(error)}\n`,
     );
     process.exit(1);
   });
