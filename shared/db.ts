@@ -562,7 +562,6 @@ function migrationFailed(db: Database, file: MigrationFile, error: unknown): App
   });
 }
 
-
 /** The URL with its password replaced, for logs and error messages. */
 export function redactUrl(url: string): string {
   try {

@@ -419,7 +419,6 @@ function parseModelJson(outcome: AttemptOutcome): unknown {
   return value;
 }
 
-
 class NodeLlamaRuntime implements LlmRuntime {
   readonly modelName: string;
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();

@@ -2,7 +2,14 @@
 // metrics into payback, CAC, LTV, marginal-ROAS order, NPV and a budget reallocation, and narrates them with a
 // grounded LLM narrative. When marketing cannot answer, it says so and computes nothing that depends on it.
 import { z } from 'zod';
-import { AppError, ERROR_TABLE, type ErrorCode, errorMessage, isAppError, toAppError } from '../shared/errors.js';
+import {
+  AppError,
+  ERROR_TABLE,
+  type ErrorCode,
+  errorMessage,
+  isAppError,
+  toAppError,
+} from '../shared/errors.js';
 import {
   FactSet,
   collectFacts,

@@ -107,9 +107,7 @@ const invokedDirectly =
   process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href;
 if (invokedDirectly) {
   main().catch((error: unknown) => {
-    process.stderr.write(
-      `ping spoke failed to start: ${errorMessage(error)}\n`,
-    );
+    process.stderr.write(`ping spoke failed to start: ${errorMessage(error)}\n`);
     process.exit(1);
   });
 }
