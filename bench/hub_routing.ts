@@ -4,12 +4,12 @@
 // for HTTP /a2a callers and for a spoke calling another spoke over its attested link, hub-added p50/p99 at a
 // fixed open-loop rate of 500 req/s, closed-loop throughput, lost and duplicated answers; and, as the floor under
 // both CPU figures, the CPU of a bare relay (bench/relay_main.mjs) answering the same requests over HTTP and over
-// a WebSocket. CPU figures are medians of rounds alternating with the relay's, after a first round that is
-// reported on its own (a freshly started hub). The hub runs compiled, as docker/hub.Dockerfile runs it (`npm run
-// build`, done here first, then bare node; under tsx it costs about a fifth more CPU per message: esbuild's
-// keepNames wraps every closure it creates), with the in-memory task store; a last phase restarts it on the SQL
-// task store with PostgreSQL (AGENTHUB_TEST_POSTGRES_URL, as docker/compose.yaml deploys it) and measures the
-// spoke → hub → spoke path again.
+// a WebSocket. CPU figures are medians of rounds alternating with the relay's, on a hub whose in-memory task
+// store is full (as on a hub that has run a while); the first round of a freshly started hub is reported on its
+// own. The hub runs compiled, as docker/hub.Dockerfile runs it (`npm run build`, done here first, then bare node;
+// under tsx it costs about a fifth more CPU per message: esbuild's keepNames wraps every closure it creates), with
+// the in-memory task store; a last phase restarts it on the SQL task store with PostgreSQL
+// (AGENTHUB_TEST_POSTGRES_URL, as docker/compose.yaml deploys it) and measures the spoke → hub → spoke path again.
 // Run: npx tsx bench/hub_routing.ts (BENCH_QUICK=1 for a smoke run). The last line is one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
@@ -50,8 +50,12 @@ const warmupCount = quick ? 200 : 1_000;
  * (the rounds least disturbed by other load on the box).
  */
 const linkRounds = quick ? 1 : 9;
-/** Alternating rounds of HTTP /a2a through the hub and through the bare relay's HTTP entry, after a first round. */
+/**
+ * Alternating rounds of HTTP /a2a through the hub and through the bare relay's HTTP entry, after a first round
+ * and `httpWarmupRounds` more (the first round and those fill the in-memory store's 10,000 tasks).
+ */
 const httpRounds = quick ? 1 : 7;
+const httpWarmupRounds = quick ? 0 : 2;
 /** Rounds of the spoke → hub → spoke path with the hub on PostgreSQL (its writes and lookups batched per turn). */
 const postgresRounds = quick ? 1 : 3;
 const postgresCount = quick ? 300 : 1_500;
@@ -618,11 +622,15 @@ async function main(): Promise<void> {
     await waitListening(relayUrl);
     const viaRelay: Target = { url: `${relayUrl}/a2a`, headers: {}, tenant: 'echo' };
 
-    // HTTP /a2a: a full first round (reported as the cold figure: a freshly started hub), then rounds through the
-    // hub alternating with rounds through the bare relay's HTTP entry, so both see the same box.
+    // HTTP /a2a: a full first round (reported as the cold figure: a freshly started hub); then, once the store is
+    // full, rounds through the hub alternating with rounds through the bare relay's HTTP entry (same box for both).
     const firstHttp = await cpuPerMessage(hubUrl, () =>
       closedLoop(viaHub, small, closedLoopCount, tallies.hub),
     );
+    // Then until the in-memory store is full (TASK_LIMIT, 10,000 tasks) and evicts as it will from then on.
+    for (let round = 0; round < httpWarmupRounds; round += 1) {
+      await closedLoop(viaHub, small, closedLoopCount, tallies.hub);
+    }
     await closedLoop(direct, small, warmupCount, newTally());
     await closedLoop(viaRelay, small, warmupCount, newTally());
     const httpRuns: { cpuUs: number; userUs: number; systemUs: number; rps: number }[] = [];
@@ -716,7 +724,7 @@ async function main(): Promise<void> {
     const directP99 = openDirect.getValueAtPercentile(99) / 1000;
 
     const lines = [
-      `HTTP /a2a (${concurrency} in flight), 256 B, median of ${httpRounds} after a first round: via hub ${round(http.rps, 0)} req/s, direct ${round(throughputDirect256, 0)} req/s; hub CPU ${round(http.cpuUs, 1)} µs per routed message (user ${round(http.userUs, 1)}, system ${round(http.systemUs, 1)}); rounds ${httpRuns.map((run) => round(run.cpuUs, 1)).join(', ')}; first round (cold hub) ${round(firstHttp.user + firstHttp.system, 1)} µs`,
+      `HTTP /a2a (${concurrency} in flight), 256 B, median of ${httpRounds} once the task store is full: via hub ${round(http.rps, 0)} req/s, direct ${round(throughputDirect256, 0)} req/s; hub CPU ${round(http.cpuUs, 1)} µs per routed message (user ${round(http.userUs, 1)}, system ${round(http.systemUs, 1)}); rounds ${httpRuns.map((run) => round(run.cpuUs, 1)).join(', ')}; first round (cold hub) ${round(firstHttp.user + firstHttp.system, 1)} µs`,
       `bare relay's HTTP entry moving the same requests, 256 B, median of ${httpRounds}: ${round(relayHttpCpuUs, 1)} µs per message; rounds ${relayHttpRuns.map((cpuUs) => round(cpuUs, 1)).join(', ')}`,
       `HTTP /a2a, 10 KB via hub: ${round(throughputHub10k, 0)} req/s, hub CPU ${round(cpu10k.user + cpu10k.system, 1)} µs per routed message (user ${round(cpu10k.user, 1)}, system ${round(cpu10k.system, 1)})`,
       `open loop ${openLoopRate} req/s for ${openLoopSeconds} s, 256 B: via hub p50 ${round(hubP50, 3)} ms p99 ${round(hubP99, 3)} ms; direct p50 ${round(directP50, 3)} ms p99 ${round(directP99, 3)} ms`,

@@ -1,7 +1,7 @@
 // The hub's HTTP surface (express 5) and startHub(): health and readiness, spoke status, chat (JSON or SSE
 // with resume), hub tasks, A2A JSON-RPC over HTTP + SSE, the hub agent card, JWKS and metrics; wires links,
 // appraisal and routing together from explicit dependencies so tests start the same hub on port 0.
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -239,7 +239,7 @@ interface RouteContext {
 }
 
 function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+  return hash('sha256', value, 'buffer');
 }
 
 /** `Authorization: Bearer <key>` compared in constant time (digests, so the key length does not leak). */
@@ -541,7 +541,6 @@ const A2A_PATH = '/a2a';
 
 /** Serves POST /a2a: API key, A2A-Version, body, JSON-RPC dispatch to the router; JSON or SSE answers. */
 async function serveA2a(req: IncomingMessage, res: ServerResponse, context: RouteContext): Promise<void> {
-  res.setHeader('A2A-Version', A2A_VERSION);
   let requestId: JsonRpcId | null = null;
   try {
     if (!context.apiKeyMatches(req.headers.authorization)) {
@@ -566,9 +565,10 @@ async function serveA2a(req: IncomingMessage, res: ServerResponse, context: Rout
     const params = withTraceparentHeader(frame.method, withLastEventId(frame.method, frame.params, req), req);
     const outcome = await context.router.a2a(CLIENT, frame.method, params, clientGone);
     if (outcome.kind === 'result') {
-      sendJson(res, 200, { jsonrpc: '2.0', id: requestId, result: outcome.result });
+      sendJson(res, 200, { jsonrpc: '2.0', id: requestId, result: outcome.result }, A2A_VERSION_HEADER);
       return;
     }
+    res.setHeader('A2A-Version', A2A_VERSION);
     openEventStream(res);
     for await (const entry of outcome.entries) {
       writeEvent(res, { id: entry.seq, data: { jsonrpc: '2.0', id: requestId, result: entry.event } });
@@ -589,6 +589,7 @@ async function serveA2a(req: IncomingMessage, res: ServerResponse, context: Rout
       }
       return;
     }
+    res.setHeader('A2A-Version', A2A_VERSION);
     sendJsonRpcError(res, requestId, appError);
   }
 }
@@ -627,7 +628,8 @@ function readJsonBody(req: IncomingMessage): Promise<unknown> {
         return;
       }
       try {
-        resolve(JSON.parse(Buffer.concat(chunks, size).toString('utf8')) as unknown);
+        const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+        resolve(JSON.parse(body.toString('utf8')) as unknown);
       } catch (error) {
         reject(new AppError('PARSE_ERROR', 'request body is not valid JSON', { cause: error }));
       }
@@ -635,12 +637,24 @@ function readJsonBody(req: IncomingMessage): Promise<unknown> {
   });
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+/** The A2A-Version response header, as `sendJson`'s extra headers (name, value pairs). */
+const A2A_VERSION_HEADER: readonly string[] = ['A2A-Version', A2A_VERSION];
+
+/** Sends `body` as JSON with `status`; `extraHeaders` are name, value pairs, added to any set before. */
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  extraHeaders: readonly string[] = [],
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(text),
-  });
+  res.writeHead(status, [
+    'Content-Type',
+    'application/json; charset=utf-8',
+    'Content-Length',
+    String(Buffer.byteLength(text)),
+    ...extraHeaders,
+  ]);
   res.end(text);
 }
 

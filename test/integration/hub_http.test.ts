@@ -151,6 +151,24 @@ describe('hub HTTP hostile input', () => {
     await healthy();
   });
 
+  it('names the A2A version on every /a2a answer: a result, an error and an unauthorised request', async () => {
+    const result = await a2a(hub, auth, 'ListTasks', {});
+    expect(result.status).toBe(200);
+    expect(result.headers.get('a2a-version')).toBe('1.0');
+    expect(result.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const body = await result.text();
+    expect(Number(result.headers.get('content-length'))).toBe(Buffer.byteLength(body));
+    expect((JSON.parse(body) as { result: { tasks: unknown[] } }).result.tasks).toEqual([]);
+    const missing = await a2a(hub, auth, 'GetTask', { id: randomUUID() });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('a2a-version')).toBe('1.0');
+    expect(await errorCode(missing)).toBe('TASK_NOT_FOUND');
+    const unauthorised = await a2a(hub, {}, 'ListTasks', {});
+    expect(unauthorised.status).toBe(401);
+    expect(unauthorised.headers.get('a2a-version')).toBe('1.0');
+    expect(unauthorised.headers.get('www-authenticate')).toBe('Bearer');
+  });
+
   it('answers a JSON value that is no JSON-RPC request with INVALID_REQUEST', async () => {
     for (const body of [
       '[1,2]',
