@@ -57,7 +57,7 @@ const linkRounds = quick ? 1 : 9;
 const httpRounds = quick ? 1 : 7;
 const httpWarmupRounds = quick ? 0 : 2;
 /** Rounds of the spoke → hub → spoke path with the hub on PostgreSQL (its writes and lookups batched per turn). */
-const postgresRounds = quick ? 1 : 3;
+const postgresRounds = quick ? 1 : 5;
 const postgresCount = quick ? 300 : 1_500;
 /** Hard wall-clock bound of the whole run, ms. */
 const runLimitMs = quick ? 120_000 : 480_000;
@@ -694,7 +694,8 @@ async function main(): Promise<void> {
       await stopProcess(hub);
       hub = startProcess('dist/hub/main.js', { ...hubEnv, DATABASE_URL: scratch.url }, hubNodeArgs);
       await waitReady(hubUrl, enrolment.apiKey);
-      await spokeToSpoke(loadgen.apiUrl, Math.min(warmupCount, postgresCount), 256);
+      // A full round first, as on the in-memory store: the restarted hub's code warms up again.
+      await spokeToSpoke(loadgen.apiUrl, quick ? postgresCount : closedLoopCount, 256);
       for (let round = 0; round < postgresRounds; round += 1) {
         let viaPostgres = { ok: 0, lost: 0, duplicated: 0, seconds: 1 };
         const cpu = await cpuPerMessage(hubUrl, async () => {
