@@ -1,13 +1,14 @@
 // The hub's HTTP surface (express 5) and startHub(): health and readiness, spoke status, chat (JSON or SSE
 // with resume), hub tasks, A2A JSON-RPC over HTTP + SSE, the hub agent card, JWKS and metrics; wires links,
 // appraisal and routing together from explicit dependencies so tests start the same hub on port 0.
-import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { buildHubCard, type HubTenant } from '../shared/agent_card.js';
+import { API_KEY_REQUIRED, apiKeyMatcher } from '../shared/api_key.js';
 import {
   createAppraiser,
   publicJwks,
@@ -238,20 +239,6 @@ interface RouteContext {
   publicUrl(): string;
 }
 
-function digest(value: string): Buffer {
-  return hash('sha256', value, 'buffer');
-}
-
-/** `Authorization: Bearer <key>` compared in constant time (digests, so the key length does not leak). */
-function apiKeyMatcher(apiKey: string): (header: string | undefined) => boolean {
-  const expected = digest(apiKey);
-  return (header) => {
-    const match = typeof header === 'string' ? /^Bearer ([^\s]{1,512})$/.exec(header) : null;
-    const presented = match?.[1];
-    return presented !== undefined && timingSafeEqual(digest(presented), expected);
-  };
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -267,7 +254,7 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
 
   const requireApiKey = (req: Request, _res: Response, next: NextFunction): void => {
     if (!context.apiKeyMatches(req.headers.authorization)) {
-      next(new AppError('UNAUTHORIZED', 'missing or wrong API key (Authorization: Bearer <api key>)'));
+      next(new AppError('UNAUTHORIZED', API_KEY_REQUIRED));
       return;
     }
     next();
@@ -544,7 +531,7 @@ async function serveA2a(req: IncomingMessage, res: ServerResponse, context: Rout
   let requestId: JsonRpcId | null = null;
   try {
     if (!context.apiKeyMatches(req.headers.authorization)) {
-      throw new AppError('UNAUTHORIZED', 'missing or wrong API key (Authorization: Bearer <api key>)');
+      throw new AppError('UNAUTHORIZED', API_KEY_REQUIRED);
     }
     const version = req.headers['a2a-version'];
     if (typeof version === 'string' && version !== '' && !/^1(\.\d+)?$/.test(version)) {

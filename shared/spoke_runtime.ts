@@ -11,6 +11,7 @@ import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { AGENT_CARD_PATH, A2A_HTTP_PATH, buildSpokeCard } from './agent_card.js';
+import { API_KEY_REQUIRED, apiKeyMatcher } from './api_key.js';
 import {
   createConnectTokenVerifier,
   debugStatus,
@@ -20,7 +21,7 @@ import {
   type JWK,
   type SigningKey,
 } from './attestation.js';
-import { loadConfig, readConfigJson } from './config.js';
+import { loadConfig, readConfigJson, readConfigText } from './config.js';
 import { AppError, isAppError, toAppError } from './errors.js';
 import { createLink, tokenBucket, type Link } from './link.js';
 import { createLogger, silentLogger, type Logger } from './log.js';
@@ -41,6 +42,7 @@ import {
   isTerminalState,
   textOf,
   textPart,
+  toJsonRpcError,
   type AttestationResultNotice,
   type Part,
   type SendMessageParams,
@@ -84,6 +86,12 @@ export interface SpokeOptions {
   log?: Logger;
   /** Adds routes to the API app before the fallback 404 (the marketing spoke adds `/marketing/...`). */
   extraRoutes?: (app: express.Express) => void;
+  /**
+   * When set, `POST /a2a` and the extra routes answer only callers presenting `Authorization: Bearer <apiKey>`
+   * (401 UNAUTHORIZED otherwise); health, readiness and the agent card stay open, and the hub link keeps its
+   * own connect token.
+   */
+  apiKey?: string;
 }
 
 /** A started spoke. */
@@ -123,6 +131,27 @@ function sendHttpError(response: express.Response, error: AppError): void {
   if (error.retryAfterSeconds !== undefined)
     response.setHeader('Retry-After', String(Math.ceil(error.retryAfterSeconds)));
   response.status(error.mapping.http).json(error.toJSON());
+}
+
+/**
+ * Lets through only requests with the API key; others get 401 UNAUTHORIZED with `WWW-Authenticate: Bearer`, as a
+ * JSON-RPC error on `/a2a` and as the plain error body elsewhere.
+ */
+function requireApiKey(apiKey: string): express.RequestHandler {
+  const matches = apiKeyMatcher(apiKey);
+  return (request, response, next) => {
+    if (matches(request.get('authorization'))) {
+      next();
+      return;
+    }
+    const error = new AppError('UNAUTHORIZED', API_KEY_REQUIRED);
+    response.setHeader('WWW-Authenticate', 'Bearer');
+    if (request.path === A2A_HTTP_PATH) {
+      response.status(error.mapping.http).json({ jsonrpc: '2.0', id: null, error: toJsonRpcError(error) });
+      return;
+    }
+    sendHttpError(response, error);
+  };
 }
 
 /** Refuses an upgrade with a minimal HTTP response and destroys the socket; nothing reaches `ws`. */
@@ -422,6 +451,7 @@ export async function startSpoke(options: SpokeOptions): Promise<RunningSpoke> {
     response.setHeader('Cache-Control', 'public, max-age=60');
     response.type('application/json').send(cardJson);
   });
+  if (options.apiKey !== undefined) app.use(requireApiKey(options.apiKey));
   app.post(
     A2A_HTTP_PATH,
     ...createA2aHttpHandler((method, params, signal) => engine.handle(method, params, signal), log),
@@ -679,6 +709,16 @@ export const SpokeEnvSchema = z.object({
   SPOKE_PUBLIC_URL: z.string().url().optional(),
   /** The spoke's private Ed25519 JWK file. Default `<AGENTHUB_STATE_DIR>/spokes/<name>.jwk`. */
   SPOKE_KEY_FILE: z.string().min(1).optional(),
+  /**
+   * API key callers of `POST /a2a` and the spoke's own routes present as `Authorization: Bearer`. Takes
+   * precedence over SPOKE_API_KEY_FILE.
+   */
+  SPOKE_API_KEY: z.string().min(16).optional(),
+  /**
+   * File holding the spoke's API key (`agenthub up` and the compose file hand the spokes the hub's key). With
+   * neither set, the spoke's HTTP API is open.
+   */
+  SPOKE_API_KEY_FILE: z.string().min(1).optional(),
   /** The pinned hub JWKS file. Default `<AGENTHUB_STATE_DIR>/hub/hub-jwks.json`. */
   HUB_JWKS_FILE: z.string().min(1).optional(),
   /** State directory of the local enrolment. Default `.agenthub` under the working directory. */
@@ -757,6 +797,13 @@ export async function runSpokeProcess(processOptions: SpokeProcessOptions): Prom
   const jwks = JwksFileSchema.safeParse(await readConfigJson(hubJwksFile, 'hub JWKS'));
   if (!jwks.success)
     throw new AppError('CONFIG_INVALID', `hub JWKS ${hubJwksFile} must be {"keys": [JWK, …]}`);
+  const apiKey =
+    env.SPOKE_API_KEY ??
+    (env.SPOKE_API_KEY_FILE === undefined
+      ? undefined
+      : (await readConfigText(resolve(cwd, env.SPOKE_API_KEY_FILE), 'spoke API key file')).trim());
+  if (apiKey !== undefined && apiKey.length < 16)
+    throw new AppError('CONFIG_INVALID', 'the spoke API key must be at least 16 characters');
   const modelSetting =
     processOptions.modelPath === undefined ? (env.MODEL_PATH ?? null) : processOptions.modelPath;
   const measurer = createMeasurer(
@@ -791,6 +838,7 @@ export async function runSpokeProcess(processOptions: SpokeProcessOptions): Prom
     ...(env.SPOKE_PUBLIC_URL === undefined ? {} : { publicUrl: env.SPOKE_PUBLIC_URL }),
     ...(processOptions.readiness === undefined ? {} : { readiness: processOptions.readiness }),
     ...(processOptions.extraRoutes === undefined ? {} : { extraRoutes: processOptions.extraRoutes }),
+    ...(apiKey === undefined ? {} : { apiKey }),
   });
   log.info(
     {

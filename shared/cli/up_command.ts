@@ -135,6 +135,8 @@ export const upCommand: CliCommand = async (io) => {
           ...baseEnv,
           SPOKE_API_PORT: String(spoke.apiPort),
           SPOKE_ATTESTATION_PORT: String(spoke.attestationPort),
+          // The spokes' own HTTP APIs take the same API key as the hub.
+          SPOKE_API_KEY_FILE: join(stateDir, 'api-key'),
           MODEL_CACHE_DIR: join(stateDir, 'models'),
           ...(spoke.modelPath === null ? {} : { MODEL_PATH: spoke.modelPath }),
         },

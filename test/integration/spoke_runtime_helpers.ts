@@ -215,9 +215,10 @@ export async function rpc(
   spoke: RunningSpoke,
   method: string,
   params: unknown,
-  options: { version?: string | null; rawBody?: string; signal?: AbortSignal } = {},
+  options: { version?: string | null; rawBody?: string; signal?: AbortSignal; apiKey?: string } = {},
 ): Promise<RpcReply> {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (options.apiKey !== undefined) headers.Authorization = `Bearer ${options.apiKey}`;
   const version = options.version === undefined ? A2A_VERSION : options.version;
   if (version !== null) headers['A2A-Version'] = version;
   const response = await fetch(`${spoke.apiUrl}/a2a`, {

@@ -315,3 +315,50 @@ describe('spoke capacity, readiness and shutdown', () => {
     await expect(fetch(`${closing.spoke.attestationUrl}/healthz`)).rejects.toThrow();
   });
 });
+
+describe('spoke HTTP API with an API key', () => {
+  const apiKey = 'spoke-test-key-0123456789abcdef';
+  let locked: TestSpoke;
+
+  beforeAll(async () => {
+    locked = await startTestSpoke(keys, { name: 'lockedspoke', apiKey });
+  });
+
+  afterAll(async () => {
+    await locked.spoke.close({ graceMs: 0 });
+  });
+
+  it('answers /a2a without the key or with a wrong one with 401 UNAUTHORIZED, as a JSON-RPC error', async () => {
+    for (const presented of [undefined, 'not-the-key-0123456789abcdef']) {
+      const reply = await rpc(
+        locked.spoke,
+        'SendMessage',
+        messageParams('ping', { skill: 'ping' }),
+        presented === undefined ? {} : { apiKey: presented },
+      );
+      expect(reply.status).toBe(401);
+      expect(errorCodeOf(reply.body)).toBe('UNAUTHORIZED');
+      expect(reply.body.id).toBeNull();
+    }
+    const response = await fetch(`${locked.spoke.apiUrl}/a2a`, { method: 'POST', body: '{}' });
+    expect(response.headers.get('www-authenticate')).toBe('Bearer');
+  });
+
+  it('serves /a2a with the key, and keeps health, readiness and the agent card open', async () => {
+    const reply = await rpc(locked.spoke, 'SendMessage', messageParams('ping', { skill: 'ping' }), {
+      apiKey,
+    });
+    expect(reply.status).toBe(200);
+    expect(taskOf(reply.body).status.state).toBe('TASK_STATE_COMPLETED');
+    for (const path of ['/healthz', '/.well-known/agent-card.json']) {
+      expect((await fetch(`${locked.spoke.apiUrl}${path}`)).status).toBe(200);
+    }
+    expect([200, 503]).toContain((await fetch(`${locked.spoke.apiUrl}/readyz`)).status);
+  });
+
+  it('answers any other route without the key with 401 and the plain error body', async () => {
+    const response = await fetch(`${locked.spoke.apiUrl}/marketing/anything`);
+    expect(response.status).toBe(401);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
+  });
+});

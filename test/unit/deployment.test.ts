@@ -146,6 +146,20 @@ describe('docker/compose.yaml', () => {
     expect(compose.secrets[secret ?? '']?.file).toMatch(new RegExp(`spokes/${name}\\.jwk$`));
   });
 
+  it.each(['marketing', 'finance'] as const)(
+    'locks the %s spoke’s HTTP API with the hub’s API key, handed over as a secret',
+    (name) => {
+      const spoke = service(`spoke_${name}`);
+      const keyFile = spoke.environment?.SPOKE_API_KEY_FILE ?? '';
+      const secret = /^\/run\/secrets\/(.+)$/.exec(keyFile)?.[1];
+      expect(secret, 'SPOKE_API_KEY_FILE points into /run/secrets').toBeDefined();
+      expect(spoke.secrets).toContain(secret);
+      // The hub reads its key from <AGENTHUB_STATE_DIR>/api-key, i.e. ./state/api-key on this host.
+      expect(service('hub').volumes).toContain('./state:/state:ro');
+      expect(compose.secrets[secret ?? '']?.file).toBe('./state/api-key');
+    },
+  );
+
   it('enrols with the marketing spoke’s memory limit and memory budget, so the config reference values match', () => {
     const enrol = service('enrol');
     const marketing = service('spoke_marketing');
@@ -187,7 +201,11 @@ describe('docker/*.Dockerfile', () => {
 interface K8sContainer {
   name: string;
   ports?: { name: string; containerPort: number }[];
-  env?: { name: string; value?: string }[];
+  env?: {
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef?: { name: string; key: string } };
+  }[];
   resources?: { limits?: { memory?: string; cpu?: string } };
   livenessProbe?: { httpGet?: { port: number; path: string } };
   readinessProbe?: { httpGet?: { port: number; path: string } };
@@ -252,6 +270,8 @@ describe('docker/k8s manifests', () => {
       expect(container.resources?.limits?.memory).toBe('8Gi');
       expect(Number(env.AGENT_MAX_MEMORY_MB) * 1e6).toBeLessThan(8 * 1024 ** 3);
       expect(doc.spec.replicas).toBeGreaterThan(1);
+      const apiKey = container.env?.find((entry) => entry.name === 'SPOKE_API_KEY');
+      expect(apiKey?.valueFrom?.secretKeyRef).toEqual({ name: 'agenthub-hub', key: 'api-key' });
       expect(doc.spec.template?.spec.securityContext?.runAsNonRoot).toBe(true);
       const headless = manifests.find(
         (entry) => entry.kind === 'Service' && entry.metadata.name === `spoke-${name}`,
