@@ -1,6 +1,7 @@
 // The runtime every spoke shares: the API port (health, readiness, agent card, A2A over HTTP behind an optional
-// API key, the hub link authenticated at upgrade), the attestation port (evidence only for the live hub session), peer calls up the
-// hub link, heartbeats, drain and graceful shutdown — plus runSpokeProcess, the composition each main.ts uses.
+// API key, the hub link authenticated at upgrade), the attestation port (evidence only for the live hub
+// session), peer calls up the hub link, heartbeats, drain and graceful shutdown — plus runSpokeProcess, the
+// composition each main.ts uses.
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
