@@ -141,7 +141,7 @@ interface Tally {
   readonly taskIds: Set<string>;
 }
 
-/** Adds the report of `count` requests the loadgen spoke made to `tally`. */
+/** Adds the report of `count` requests (the loadgen spoke's, or the relay's over its WebSocket) to `tally`. */
 function countAnswers(
   tally: Tally,
   count: number,
@@ -658,7 +658,6 @@ async function main(): Promise<void> {
     await throughRelay(relayUrl, closedLoopCount);
     const linkRuns: { cpuUs: number; userUs: number; systemUs: number; rps: number }[] = [];
     const relayRuns: number[] = [];
-    let relayLost = 0;
     for (let round = 0; round < linkRounds; round += 1) {
       let viaLink = { ok: 0, lost: 0, duplicated: 0, seconds: 1 };
       const cpu = await cpuPerMessage(hubUrl, async () => {
@@ -673,7 +672,8 @@ async function main(): Promise<void> {
       countAnswers(tallies.hub, closedLoopCount, viaLink);
       relayRuns.push(
         await relayCpuPerMessage(relayUrl, async () => {
-          relayLost += await throughRelay(relayUrl, closedLoopCount);
+          const lost = await throughRelay(relayUrl, closedLoopCount);
+          countAnswers(tallies.relay, closedLoopCount, { ok: closedLoopCount - lost, lost, duplicated: 0 });
         }),
       );
     }
@@ -735,7 +735,7 @@ async function main(): Promise<void> {
       postgres === undefined
         ? `spoke → hub → spoke with the hub on PostgreSQL: skipped (${postgresSkip ?? 'no rounds'})`
         : `spoke → hub → spoke with the hub's task store on PostgreSQL, 256 B, median of ${postgresRounds}: ${round(postgres.rps, 0)} req/s, hub CPU ${round(postgres.cpuUs, 1)} µs per routed message; rounds ${postgresRuns.map((run) => round(run.cpuUs, 1)).join(', ')}`,
-      `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}, relay (HTTP) ${tallies.relay.ok}/${tallies.relay.sent}`,
+      `answers: via hub ${tallies.hub.ok}/${tallies.hub.sent}, direct ${tallies.direct.ok}/${tallies.direct.sent}, relay ${tallies.relay.ok}/${tallies.relay.sent}`,
     ];
     for (const line of lines) process.stdout.write(`${line}\n`);
     process.stdout.write(
@@ -769,7 +769,7 @@ async function main(): Promise<void> {
         throughput_rps_256b: round(http.rps, 0),
         throughput_rps_256b_direct: round(throughputDirect256, 0),
         throughput_rps_10kb: round(throughputHub10k, 0),
-        lost: tallies.hub.lost + tallies.direct.lost + tallies.relay.lost + relayLost,
+        lost: tallies.hub.lost + tallies.direct.lost + tallies.relay.lost,
         duplicated: tallies.hub.duplicated + tallies.direct.duplicated + tallies.relay.duplicated,
         quick,
       })}\n`,

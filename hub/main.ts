@@ -2,9 +2,10 @@
 // and API key from files (the local-enrolment layout under AGENTHUB_STATE_DIR by default), listens, and handles
 // SIGINT/SIGTERM with a graceful close.
 import { join, resolve } from 'node:path';
+import { loadApiKey } from '../shared/api_key.js';
 import { importSigningKey, parseReferenceValues, parseTrustStore, type JWK } from '../shared/attestation.js';
 import { readConfigJson, readConfigText } from '../shared/config.js';
-import { AppError, errorMessage } from '../shared/errors.js';
+import { errorMessage } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { closeOnSignals } from '../shared/shutdown.js';
 import { startHub } from './app.js';
@@ -21,11 +22,8 @@ async function main(): Promise<void> {
   const referenceValuesFile = resolve(
     config.REFERENCE_VALUES_FILE ?? join(stateDir, 'hub', 'reference-values.json'),
   );
-  const apiKey =
-    config.API_KEY ??
-    (await readConfigText(resolve(config.API_KEY_FILE ?? join(stateDir, 'api-key')), 'API key file')).trim();
-  if (apiKey.length < 16)
-    throw new AppError('CONFIG_INVALID', 'the API key must have at least 16 characters');
+  const apiKeyFile = resolve(config.API_KEY_FILE ?? join(stateDir, 'api-key'));
+  const apiKey = await loadApiKey(config.API_KEY, apiKeyFile, 'API key');
   const hubKey = await importSigningKey((await readConfigJson(hubKeyFile, 'hub key')) as JWK);
   const trustStore = parseTrustStore(await readConfigJson(trustStoreFile, 'trust store'));
   const referenceValues = parseReferenceValues(await readConfigText(referenceValuesFile, 'reference values'));

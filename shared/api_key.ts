@@ -1,6 +1,8 @@
-// The API key check shared by the hub's and the spokes' HTTP APIs: `Authorization: Bearer <key>` compared in
-// constant time.
+// The API key shared by the hub's and the spokes' HTTP APIs: loading it from its setting or file, and checking
+// `Authorization: Bearer <key>` in constant time.
 import { hash, timingSafeEqual } from 'node:crypto';
+import { readConfigText } from './config.js';
+import { AppError } from './errors.js';
 
 function digest(value: string): Buffer {
   return hash('sha256', value, 'buffer');
@@ -21,3 +23,24 @@ export function apiKeyMatcher(apiKey: string): (header: string | undefined) => b
 
 /** The message of an UNAUTHORIZED answer. */
 export const API_KEY_REQUIRED = 'missing or wrong API key (Authorization: Bearer <api key>)';
+
+/**
+ * The API key: `value` when set, else the trimmed contents of `file`, else undefined. CONFIG_INVALID when the
+ * file cannot be read or the key is shorter than 16 characters; `what` names the key in those messages.
+ */
+export async function loadApiKey(value: string | undefined, file: string, what: string): Promise<string>;
+export async function loadApiKey(
+  value: string | undefined,
+  file: string | undefined,
+  what: string,
+): Promise<string | undefined>;
+export async function loadApiKey(
+  value: string | undefined,
+  file: string | undefined,
+  what: string,
+): Promise<string | undefined> {
+  const key = value ?? (file === undefined ? undefined : (await readConfigText(file, `${what} file`)).trim());
+  if (key !== undefined && key.length < 16)
+    throw new AppError('CONFIG_INVALID', `the ${what} must have at least 16 characters`);
+  return key;
+}

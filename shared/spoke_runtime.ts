@@ -12,7 +12,7 @@ import express from 'express';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { AGENT_CARD_PATH, A2A_HTTP_PATH, buildSpokeCard } from './agent_card.js';
-import { API_KEY_REQUIRED, apiKeyMatcher } from './api_key.js';
+import { API_KEY_REQUIRED, apiKeyMatcher, loadApiKey } from './api_key.js';
 import {
   createConnectTokenVerifier,
   debugStatus,
@@ -22,7 +22,7 @@ import {
   type JWK,
   type SigningKey,
 } from './attestation.js';
-import { loadConfig, readConfigJson, readConfigText } from './config.js';
+import { loadConfig, readConfigJson } from './config.js';
 import { AppError, isAppError, toAppError } from './errors.js';
 import { createLink, tokenBucket, type Link } from './link.js';
 import { createLogger, silentLogger, type Logger } from './log.js';
@@ -798,13 +798,11 @@ export async function runSpokeProcess(processOptions: SpokeProcessOptions): Prom
   const jwks = JwksFileSchema.safeParse(await readConfigJson(hubJwksFile, 'hub JWKS'));
   if (!jwks.success)
     throw new AppError('CONFIG_INVALID', `hub JWKS ${hubJwksFile} must be {"keys": [JWK, …]}`);
-  const apiKey =
-    env.SPOKE_API_KEY ??
-    (env.SPOKE_API_KEY_FILE === undefined
-      ? undefined
-      : (await readConfigText(resolve(cwd, env.SPOKE_API_KEY_FILE), 'spoke API key file')).trim());
-  if (apiKey !== undefined && apiKey.length < 16)
-    throw new AppError('CONFIG_INVALID', 'the spoke API key must be at least 16 characters');
+  const apiKey = await loadApiKey(
+    env.SPOKE_API_KEY,
+    env.SPOKE_API_KEY_FILE === undefined ? undefined : resolve(cwd, env.SPOKE_API_KEY_FILE),
+    'spoke API key',
+  );
   const modelSetting =
     processOptions.modelPath === undefined ? (env.MODEL_PATH ?? null) : processOptions.modelPath;
   const measurer = createMeasurer(
