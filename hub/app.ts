@@ -345,11 +345,14 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
       spoke: null,
       turns: [],
     };
+    const lastTaskId = conversation.turns.findLast((turn) => turn.taskId !== null)?.taskId;
+    const lastTask = lastTaskId == null ? undefined : await store.getTask(lastTaskId);
     const clientGone = abortOnClose(res);
     const route = await chooseChatRoute({
       message: body.message,
       candidates,
       conversationSpoke: conversation.spoke,
+      conversationSkill: lastTask?.target === conversation.spoke ? lastTask.skill : null,
       classify: context.classify,
       signal: clientGone.signal,
     });

@@ -1,6 +1,8 @@
 // Chat routing: which spoke answers a person's free-text message. Explicit `@spoke` prefix, then a skill id,
 // then the conversation's spoke (multi-turn), then a deterministic intent match over the spokes' cards; an
 // ambiguous match yields a clarifying question (or asks an optional pluggable classifier) instead of a guess.
+// A spoke chosen by prefix or conversation gets the skill of its own that the message matches best, if one
+// does clearly; a follow-up that matches none keeps the conversation's last skill.
 import type { CardSkill } from '../shared/agent_card.js';
 import { AppError } from '../shared/errors.js';
 
@@ -59,7 +61,8 @@ export type ChatRoute =
  * - a token counts only for the spoke it points to most strongly: its weight is added to that spoke's score
  *   when it is higher than its weight for every other spoke, and to nobody's when the highest weights tie.
  *   Vocabulary every agent shares ("ROI", "Q4", "marketing spend" asked of finance) decides nothing;
- * - the spoke's reported skill is the one whose fields match the message's tokens best;
+ * - the spoke's reported skill is the one whose fields match the message's tokens best; for a spoke named by
+ *   `@prefix` or kept from the conversation, only a skill that outscores each of the spoke's other skills;
  * - the best spoke wins only if its score is at least {@link MIN_SCORE} and beats the runner-up by at least
  *   {@link MIN_MARGIN} (and by a quarter of its own score); otherwise the match is ambiguous.
  */
@@ -119,29 +122,36 @@ function skillTokens(skill: CardSkill): {
   };
 }
 
+/** Weight of one message token for one skill of the spoke whose stemmed name is `own`. */
+function tokenWeight(token: string, own: string, fields: ReturnType<typeof skillTokens>): number {
+  if (token === own || fields.strong.has(token)) return WEIGHTS.strong;
+  if (fields.description.has(token)) return WEIGHTS.description;
+  return fields.example.has(token) ? WEIGHTS.example : 0;
+}
+
+/** Each skill of `candidate` with the summed weights of `tokens` for it, in card order. */
+function skillScores(tokens: readonly string[], candidate: ChatCandidate): { id: string; score: number }[] {
+  const own = stem(candidate.spoke);
+  return candidate.skills.map((skill) => {
+    const fields = skillTokens(skill);
+    return { id: skill.id, score: tokens.reduce((sum, token) => sum + tokenWeight(token, own, fields), 0) };
+  });
+}
+
 /** Scores every candidate for `message`, best first (ties broken by spoke name for determinism). */
 export function scoreIntent(message: string, candidates: readonly ChatCandidate[]): IntentScore[] {
   const tokens = [...new Set(tokenize(message))];
   const matched = candidates.map((candidate) => {
     const own = stem(candidate.spoke);
-    const skills = candidate.skills.map((skill) => ({ id: skill.id, fields: skillTokens(skill) }));
-    const weightOf = (token: string, fields: ReturnType<typeof skillTokens>): number =>
-      token === own || fields.strong.has(token)
-        ? WEIGHTS.strong
-        : fields.description.has(token)
-          ? WEIGHTS.description
-          : fields.example.has(token)
-            ? WEIGHTS.example
-            : 0;
+    const fields = candidate.skills.map(skillTokens);
     const tokenWeights = tokens.map((token) =>
-      Math.max(token === own ? WEIGHTS.strong : 0, ...skills.map((skill) => weightOf(token, skill.fields))),
+      Math.max(token === own ? WEIGHTS.strong : 0, ...fields.map((field) => tokenWeight(token, own, field))),
     );
     let bestSkill: string | null = null;
     let bestSkillScore = 0;
-    for (const skill of skills) {
-      const score = tokens.reduce((sum, token) => sum + weightOf(token, skill.fields), 0);
-      if (score > bestSkillScore) {
-        bestSkillScore = score;
+    for (const skill of skillScores(tokens, candidate)) {
+      if (skill.score > bestSkillScore) {
+        bestSkillScore = skill.score;
         bestSkill = skill.id;
       }
     }
@@ -159,6 +169,20 @@ export function scoreIntent(message: string, candidates: readonly ChatCandidate[
     return { spoke: entry.spoke, score, skill: score > 0 ? entry.skill : null };
   });
   return scores.sort((a, b) => b.score - a.score || a.spoke.localeCompare(b.spoke));
+}
+
+/**
+ * The skill of `candidate` that `message` matches better than each of its other skills, or null when none
+ * does (no match, or a tie): the spoke is then left to pick, or to ask which skill is meant. A spoke's own
+ * name counts for all its skills alike, so it decides nothing here.
+ */
+export function bestSkillOf(message: string, candidate: ChatCandidate): string | null {
+  const scores = skillScores([...new Set(tokenize(message))], candidate).sort((a, b) => b.score - a.score);
+  const [best, runnerUp] = scores;
+  if (best === undefined || best.score === 0 || (runnerUp !== undefined && runnerUp.score === best.score)) {
+    return null;
+  }
+  return best.id;
 }
 
 /** True when the best score wins clearly (see {@link WEIGHTS} for the rule). */
@@ -192,6 +216,8 @@ export interface ChatRouteInput {
   readonly candidates: readonly ChatCandidate[];
   /** The spoke this conversation is with, when continuing one. */
   readonly conversationSpoke?: string | null | undefined;
+  /** The skill its last task was routed to, kept when a follow-up names none of that spoke's skills. */
+  readonly conversationSkill?: string | null | undefined;
   readonly classify?: ChatClassifier | undefined;
   readonly signal?: AbortSignal | undefined;
 }
@@ -209,11 +235,12 @@ export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute>
         details: { agents: candidates.map((candidate) => candidate.spoke) },
       });
     }
+    const text = message.slice(prefix[0].length);
     return {
       kind: 'spoke',
       spoke: name,
-      skill: null,
-      text: message.slice(prefix[0].length),
+      skill: skillOfSpoke(text, name, candidates),
+      text,
       reason: 'prefix',
     };
   }
@@ -226,7 +253,13 @@ export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute>
   }
   const conversationSpoke = input.conversationSpoke;
   if (conversationSpoke != null && candidates.some((candidate) => candidate.spoke === conversationSpoke)) {
-    return { kind: 'spoke', spoke: conversationSpoke, skill: null, text: message, reason: 'conversation' };
+    return {
+      kind: 'spoke',
+      spoke: conversationSpoke,
+      skill: skillOfSpoke(message, conversationSpoke, candidates) ?? input.conversationSkill ?? null,
+      text: message,
+      reason: 'conversation',
+    };
   }
   const scores = scoreIntent(message, candidates);
   const best = scores[0];
@@ -240,4 +273,9 @@ export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute>
     }
   }
   return { kind: 'ambiguous', candidates: scores, question: clarifyingQuestion(candidates, scores) };
+}
+
+function skillOfSpoke(message: string, spoke: string, candidates: readonly ChatCandidate[]): string | null {
+  const candidate = candidates.find((entry) => entry.spoke === spoke);
+  return candidate === undefined ? null : bestSkillOf(message, candidate);
 }

@@ -77,6 +77,25 @@ describe('chat routing', () => {
     for (const answer of answers) expect(await routedTo(answer.taskId!)).toEqual(['marketing', 'marketing']);
   });
 
+  // This system has no campaign rows imported, so the ROI skill answers with what it needs; before the hub
+  // picked the skill, the marketing spoke answered 400 "cannot tell which skill is meant" instead.
+  it('sends "@marketing how did Q4 go?" to the ROI skill, and a follow-up in the conversation to it too', async () => {
+    const first = await chat('@marketing how did Q4 go?');
+    const followUp = await system.hub('/v1/chat', {
+      body: { message: 'and the quarter before?', contextId: first.contextId },
+    });
+    expect(followUp.status, JSON.stringify(followUp.body)).toBe(200);
+    const second = followUp.body as ChatAnswer;
+    expect(second.contextId).toBe(first.contextId);
+    for (const answer of [first, second]) {
+      expect(answer.spoke).toBe('marketing');
+      expect(TERMINAL.has(answer.state ?? '')).toBe(true);
+      expect(answer.reply).toMatch(/campaign rows/);
+      const record = await system.hub(`/v1/tasks/${answer.taskId}`);
+      expect(record.body).toMatchObject({ target: 'marketing', skill: 'campaign-roi-analysis' });
+    }
+  });
+
   it('answers "good morning" with the same clarifying question naming both agents, every time, and routes nothing', async () => {
     const answers = [];
     for (let repeat = 0; repeat < 3; repeat += 1) answers.push(await chat('good morning'));

@@ -2,6 +2,7 @@
 // deterministic chat intent match, and the task event log's sequence numbers and gap reporting.
 import { describe, expect, it } from 'vitest';
 import {
+  bestSkillOf,
   chooseChatRoute,
   isDecisive,
   scoreIntent,
@@ -139,6 +140,57 @@ describe('chat intent match', () => {
     ).toMatchObject({ spoke: 'marketing', reason: 'conversation' });
     await expect(chooseChatRoute({ message: '@sales hi', candidates: CANDIDATES })).rejects.toMatchObject({
       code: 'NOT_FOUND',
+    });
+  });
+
+  /** A spoke with several skills: a prefix or a conversation picks the spoke, the message picks the skill. */
+  const TOOLKIT: ChatCandidate = {
+    spoke: 'marketing',
+    description: 'Marketing analysis',
+    skills: [
+      ...(CANDIDATES[0]?.skills ?? []),
+      {
+        id: 'listing-creatives',
+        name: 'Compliant listing creatives',
+        description: 'Writes fair-housing compliant ad copy for a property listing.',
+        tags: ['creative', 'ad', 'listing'],
+        examples: ['write a listing ad for 12 Oak Street'],
+      },
+    ],
+  };
+
+  it.each([
+    ['how did Q4 go?', 'campaign-roi-analysis'],
+    ['write an ad for the Oak Street listing', 'listing-creatives'],
+    ['good morning', null],
+    // "campaign" is a tag of one skill and "ad" of the other: a tie names no skill.
+    ['campaign ad', null],
+  ])('picks the skill of a named spoke that "%s" matches best: %s', (message, skill) => {
+    expect(bestSkillOf(message, TOOLKIT)).toBe(skill);
+  });
+
+  it('gives a route by @prefix or by conversation the skill the message matches, else the last one', async () => {
+    const candidates = [TOOLKIT, ...CANDIDATES.slice(1)];
+    expect(await chooseChatRoute({ message: '@marketing how did Q4 go?', candidates })).toEqual({
+      kind: 'spoke',
+      spoke: 'marketing',
+      skill: 'campaign-roi-analysis',
+      text: 'how did Q4 go?',
+      reason: 'prefix',
+    });
+    expect(await chooseChatRoute({ message: '@marketing hi', candidates })).toMatchObject({ skill: null });
+    const followUp = {
+      candidates,
+      conversationSpoke: 'marketing',
+      conversationSkill: 'campaign-roi-analysis',
+    };
+    expect(await chooseChatRoute({ message: 'and the quarter before?', ...followUp })).toMatchObject({
+      reason: 'conversation',
+      skill: 'campaign-roi-analysis',
+    });
+    expect(await chooseChatRoute({ message: 'now a listing ad for it', ...followUp })).toMatchObject({
+      reason: 'conversation',
+      skill: 'listing-creatives',
     });
   });
 
