@@ -162,7 +162,7 @@ export class SqlWriteBatcher {
   constructor(
     db: Database,
     eventLimit: number,
-    /** Called after each committed batch, before its callers are answered. */
+    /** Called after each committed batch, before its callers are answered; what it throws fails them all. */
     afterBatch: (counts: BatchWriteCounts) => Promise<void>,
   ) {
     this.writes = new TurnQueue<QueuedWrite, number | undefined>(async (batch) => {

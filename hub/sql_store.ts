@@ -341,9 +341,19 @@ export class SqlTaskStore implements TaskStore {
     return result;
   }
 
+  /**
+   * Counts a committed batch's writes and prunes when due. A failed prune is logged and tried again after the
+   * next batch: the batch's own rows are committed, so its writers must not see the prune's error.
+   */
   private async countWrites(count: number): Promise<void> {
     this.writesSincePrune += count;
-    if (this.writesSincePrune >= this.pruneEvery) await this.prune();
+    if (this.writesSincePrune < this.pruneEvery) return;
+    try {
+      await this.prune();
+    } catch (error) {
+      this.writesSincePrune = this.pruneEvery;
+      this.log?.warn({ err: error }, 'task store prune failed; retrying after the next write');
+    }
   }
 }
 

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSqlTaskStore, openHubStore, type HubStore, type SqlTaskStore } from '../../hub/sql_store.js';
 import {
@@ -625,6 +626,45 @@ for (const harness of [pglite, postgres]) {
       const afterWipe = await harness.fresh({ eventLimit: 10 });
       expect(afterWipe.epoch).not.toBe(first.epoch);
       expect(afterWipe.epoch).toMatch(/^[0-9a-f-]{36}$/);
+    });
+
+    it('answers writes whose batch committed although the prune after it fails, and prunes after the next write', async () => {
+      const { db } = await harness.hub();
+      await db.query(TRUNCATE_STORE_TABLES);
+      let failPrunes = 1;
+      const pruneFailure = new Error('canceling statement due to lock timeout');
+      // The same database, except that the first prune statement fails as a lock timeout would.
+      const flaky = new Proxy(db, {
+        get(target, property, receiver) {
+          if (property !== 'query') return Reflect.get(target, property, receiver) as unknown;
+          return async (text: string, values?: unknown[]) => {
+            if (text.includes('WITH doomed AS') && failPrunes > 0) {
+              failPrunes -= 1;
+              throw pruneFailure;
+            }
+            return target.query(text, values);
+          };
+        },
+      });
+      const warnings: unknown[] = [];
+      const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+      const store = await createSqlTaskStore(flaky, { eventLimit: 10, taskLimit: 1, pruneEvery: 1, log });
+      const first = taskRecord({ state: 'TASK_STATE_COMPLETED', createdAt: '2025-03-01T10:00:00.000Z' });
+      await expect(store.saveTaskAndEvent(first, statusEvent(first, 'one'), true)).resolves.toMatchObject({
+        seq: 1,
+      });
+      expect(await store.getTask(first.id)).toMatchObject({ id: first.id });
+      expect(warnings).toEqual([
+        expect.objectContaining({
+          msg: 'task store prune failed; retrying after the next write',
+          err: expect.objectContaining({ message: pruneFailure.message }),
+        }),
+      ]);
+      const second = taskRecord({ state: 'TASK_STATE_COMPLETED', createdAt: '2025-03-01T10:00:01.000Z' });
+      await store.saveTaskAndEvent(second, statusEvent(second, 'two'), true);
+      // The retried prune kept one task (taskLimit 1): the older one went.
+      expect(await store.getTask(first.id)).toBeUndefined();
+      expect(await store.getTask(second.id)).toMatchObject({ id: second.id });
     });
 
     it('prunes expired messageIds and the oldest audit entries every pruneEvery writes', async () => {
