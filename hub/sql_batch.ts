@@ -220,15 +220,6 @@ export class SqlWriteBatcher {
   async save(record: HubTaskRecord): Promise<void> {
     await this.writes.add({ event: undefined, row: taskRow(record), message: undefined });
   }
-
-  /** Remembers that the caller's messageId made `taskId`, until `expiresAt` (ms since the epoch). */
-  async remember(callerKey: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
-    await this.writes.add({
-      event: undefined,
-      row: undefined,
-      message: { callerKey, messageId, taskId, expiresAt },
-    });
-  }
 }
 
 function taskRow(record: HubTaskRecord): TaskRow {

@@ -241,10 +241,6 @@ export class SqlTaskStore implements TaskStore {
     return this.lookups.taskOfMessage(key, messageId, now);
   }
 
-  async rememberMessageId(key: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
-    await this.writes.remember(key, messageId, taskId, expiresAt);
-  }
-
   async appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry> {
     const seq = await this.writes.append(taskId, event, final);
     return this.loggedEntry(taskId, seq, event, final);

@@ -181,12 +181,11 @@ export interface TaskStore {
   ): Promise<{ tasks: HubTaskRecord[]; nextPageToken: string; totalSize: number }>;
   /** The task created for `(callerKey, messageId)` within the dedupe window. */
   findByMessageId(callerKey: string, messageId: string, now: number): Promise<string | undefined>;
-  rememberMessageId(callerKey: string, messageId: string, taskId: string, expiresAt: number): Promise<void>;
   /** Appends an event; seq is assigned here (1, 2, 3… per task). */
   appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry>;
   /**
-   * `saveTask`, then `appendEvent` for the task, and with `remember` also `rememberMessageId` for the caller
-   * that made it, as one step: in SQL one statement (shared with the other writes of the same event-loop
+   * `saveTask`, then `appendEvent` for the task, and with `remember` also remembers the messageId the task
+   * was made for (for the caller that made it, until `remember.expiresAt`; see `findByMessageId`), as one step: in SQL one statement (shared with the other writes of the same event-loop
    * turn), so a saved state and its event are never split by a crash (the routed hot path).
    */
   saveTaskAndEvent(
@@ -350,10 +349,6 @@ export class InMemoryTaskStore implements TaskStore {
       return undefined;
     }
     return entry.taskId;
-  }
-
-  async rememberMessageId(key: string, messageId: string, taskId: string, expiresAt: number): Promise<void> {
-    this.rememberMessage(key, messageId, taskId, expiresAt);
   }
 
   private rememberMessage(key: string, messageId: string, taskId: string, expiresAt: number): void {

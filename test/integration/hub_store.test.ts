@@ -180,6 +180,18 @@ function statusEvent(record: HubTaskRecord, text: string): StreamResponse {
   };
 }
 
+/** Makes task `taskId` of `callerKey` as the router does, remembering the messageId it was made for. */
+async function remember(
+  store: TaskStore,
+  callerKey: string,
+  messageId: string,
+  taskId: string,
+  expiresAt: number,
+): Promise<void> {
+  const record = taskRecord({ id: taskId, callerKey });
+  await store.saveTaskAndEvent(record, { task: record.task }, false, { messageId, expiresAt });
+}
+
 function auditEntry(sid: string, result: AttestationAuditEntry['result'], at: string): AttestationAuditEntry {
   return {
     at,
@@ -458,13 +470,13 @@ for (const implementation of IMPLEMENTATIONS) {
         const store = await implementation.fresh({ eventLimit: 10 });
         // Real clock times: the SQL store also drops entries that expired by its own clock when it prunes.
         const expiresAt = Date.now() + 600_000;
-        await store.rememberMessageId('client:api', 'm-1', 'task-1', expiresAt);
-        await store.rememberMessageId('spoke:finance', 'm-1', 'task-2', expiresAt);
+        await remember(store, 'client:api', 'm-1', 'task-1', expiresAt);
+        await remember(store, 'spoke:finance', 'm-1', 'task-2', expiresAt);
         expect(await store.findByMessageId('client:api', 'm-1', expiresAt - 1)).toBe('task-1');
         expect(await store.findByMessageId('spoke:finance', 'm-1', expiresAt - 1)).toBe('task-2');
         expect(await store.findByMessageId('client:api', 'm-2', expiresAt - 1)).toBeUndefined();
         expect(await store.findByMessageId('client:api', 'm-1', expiresAt)).toBeUndefined();
-        await store.rememberMessageId('client:api', 'm-1', 'task-3', expiresAt + 600_000);
+        await remember(store, 'client:api', 'm-1', 'task-3', expiresAt + 600_000);
         expect(await store.findByMessageId('client:api', 'm-1', expiresAt)).toBe('task-3');
       });
 
@@ -677,19 +689,18 @@ for (const harness of [pglite, postgres]) {
         pruneEvery: 3,
         now: () => now,
       });
-      await store.rememberMessageId('client:api', 'm-1', 'task-1', 1_500);
-      await store.rememberMessageId('client:api', 'm-2', 'task-2', 5_000);
+      await remember(store, 'client:api', 'm-1', 'task-1', 1_500); // a new task and its messageId: two writes
       now = 2_000;
-      await store.appendAudit(auditEntry('s1', 'pending', '2025-03-01T10:00:00.000Z')); // third write: prunes
+      await remember(store, 'client:api', 'm-2', 'task-2', 5_000); // four writes: prunes the expired m-1
       const remaining = await db.query<{ message_id: string }>(`SELECT message_id FROM task_message_ids`);
       expect(remaining.rows).toEqual([{ message_id: 'm-2' }]);
-      for (const sid of ['s2', 's3']) {
+      for (const sid of ['s1', 's2']) {
         await store.appendAudit(auditEntry(sid, 'affirming', '2025-03-01T10:00:01.000Z'));
       }
-      // Two writes since the last prune: the audit is over its limit until the next one.
-      expect((await store.listAudit(10)).map((entry) => entry.sid)).toEqual(['s1', 's2', 's3']);
-      await store.appendAudit(auditEntry('s4', 'affirming', '2025-03-01T10:00:02.000Z'));
-      expect((await store.listAudit(10)).map((entry) => entry.sid)).toEqual(['s3', 's4']);
+      // Two writes since the last prune: the audit is at its limit; the third write prunes it back to it.
+      expect((await store.listAudit(10)).map((entry) => entry.sid)).toEqual(['s1', 's2']);
+      await store.appendAudit(auditEntry('s3', 'affirming', '2025-03-01T10:00:02.000Z'));
+      expect((await store.listAudit(10)).map((entry) => entry.sid)).toEqual(['s2', 's3']);
       expect(await store.prune()).toEqual({ tasks: 0, messageIds: 0, auditEntries: 0 });
     });
   });
@@ -699,9 +710,9 @@ describe('SqlTaskStore across a hub restart (PGlite data directory)', () => {
   it('keeps the task, its events with their seqs, conversations, the audit and the epoch', async () => {
     const store = await pglite.fresh({ eventLimit: 10 });
     const record = taskRecord({ state: 'TASK_STATE_COMPLETED' });
-    await store.saveTask(record);
+    const remembered = { messageId: record.messageId, expiresAt: Date.now() + 60_000 };
     const appended = [
-      await store.appendEvent(record.id, { task: record.task }, false),
+      await store.saveTaskAndEvent(record, { task: record.task }, false, remembered),
       await store.appendEvent(record.id, statusEvent(record, 'working'), false),
       await store.appendEvent(record.id, { task: record.task }, true),
     ];
@@ -714,7 +725,6 @@ describe('SqlTaskStore across a hub restart (PGlite data directory)', () => {
     await store.saveConversation(conversation);
     const audit = auditEntry('s1', 'affirming', '2025-03-01T10:00:00.000Z');
     await store.appendAudit(audit);
-    await store.rememberMessageId('client:api', record.messageId, record.id, Date.now() + 60_000);
 
     const reopened = await pglite.restart();
     expect(reopened.db.kind).toBe('pglite');
