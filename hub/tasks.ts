@@ -185,8 +185,9 @@ export interface TaskStore {
   appendEvent(taskId: string, event: StreamResponse, final: boolean): Promise<TaskEventEntry>;
   /**
    * `saveTask`, then `appendEvent` for the task, and with `remember` also remembers the messageId the task
-   * was made for (for the caller that made it, until `remember.expiresAt`; see `findByMessageId`), as one step: in SQL one statement (shared with the other writes of the same event-loop
-   * turn), so a saved state and its event are never split by a crash (the routed hot path).
+   * was made for (for the caller that made it, until `remember.expiresAt`; see `findByMessageId`), as one
+   * step: in SQL one statement (shared with the other writes of the same event-loop turn), so a saved state
+   * and its event are never split by a crash (the routed hot path).
    */
   saveTaskAndEvent(
     record: HubTaskRecord,
