@@ -1,10 +1,13 @@
 // The `campaign-roi-analysis` A2A skill: reads campaign rows from the request (data part rows/CSV, CSV text,
 // or a named period served from stored rows), computes the metrics, narrates them with the LLM when one is
-// configured (grounded), and returns the campaign_roi answer with a confidence score computed in code.
+// configured (grounded), and returns the campaign_roi answer with a confidence score computed in code. A
+// follow-up in the same conversation (A2A contextId) that names no period and sends no rows asks about the
+// period its conversation last asked about.
 import { AppError, errorMessage, isAppError } from '../shared/errors.js';
 import type { LlmClient, LlmUsage } from '../shared/llm_client.js';
 import type { SkillDefinition, SkillInput, SkillResult } from '../shared/skill.js';
 import { groundedShare } from '../shared/grounding.js';
+import { RecentMap } from '../shared/recent_map.js';
 import {
   findQuarterInText,
   findYearlessQuarter,
@@ -15,6 +18,7 @@ import {
   previousPeriod,
   resolveYearlessQuarter,
   type CampaignRow,
+  type PeriodSpan,
 } from './campaign_rows.js';
 import {
   computeCampaignRoi,
@@ -208,6 +212,11 @@ export interface CampaignRoiSkillDeps {
 /** Id of the skill in the agent card. */
 export const CAMPAIGN_ROI_SKILL_ID = 'campaign-roi-analysis';
 
+/** Conversations whose last stored-data period is remembered for follow-ups (about the most recent ones). */
+const REMEMBERED_CONVERSATIONS = 10_000;
+/** Words that refer to a period: a follow-up using one that names no period it can read is refused, not guessed. */
+const MENTIONS_PERIOD = /\b(?:quarters?|months?|years?|weeks?|periods?|q[1-4]|(?:19|20)\d{2}|ytd|mtd)\b/i;
+
 function formatMoney(text: string | null): string {
   if (text === null) return 'n/a';
   const [whole, fraction] = text.split('.');
@@ -261,6 +270,7 @@ export function summarizeCampaignRoi(answer: CampaignRoiAnswer): string {
 
 /** Creates the `campaign-roi-analysis` skill. */
 export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinition {
+  const periodOfConversation = new RecentMap<string, PeriodSpan>(REMEMBERED_CONVERSATIONS);
   return {
     id: CAMPAIGN_ROI_SKILL_ID,
     name: 'Campaign ROI analysis',
@@ -324,6 +334,10 @@ export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinit
           const latest = await deps.latestStoredDate();
           if (latest !== null) period = resolveYearlessQuarter(yearless, latest);
         }
+        // Only when the follow-up says nothing about a period: "the quarter before" must not get this one.
+        if (period === undefined && !MENTIONS_PERIOD.test(request.prose)) {
+          period = periodOfConversation.get(input.contextId);
+        }
         if (period === undefined || period === 'all') {
           throw new AppError(
             'VALIDATION_FAILED',
@@ -341,6 +355,7 @@ export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinit
         context.progress(`loading stored campaign rows for ${period.label}`);
         rows = await deps.loadStoredRows({ from: previousPeriod(period).from, to: period.to });
         source = 'stored';
+        periodOfConversation.set(input.contextId, period);
       }
       const parseMs = performance.now() - started;
       context.progress(`computing metrics over ${rows.length} rows`);

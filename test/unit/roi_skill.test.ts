@@ -168,6 +168,24 @@ describe('campaign-roi-analysis skill', () => {
     expect(loadStoredRows).toHaveBeenCalledWith(range);
   });
 
+  it('answers a follow-up that names no period about the period its conversation last asked about', async () => {
+    const loadStoredRows = vi.fn(async () => parseCampaignCsv(CSV));
+    const skill = createCampaignRoiSkill({ llm: null, loadStoredRows });
+    await skill.handler(input('How did Q4 2025 go for ROI?'), context());
+    const followUp = await skill.handler(input('and which channel did best?'), context());
+    expect(loadStoredRows).toHaveBeenNthCalledWith(2, { from: '2025-07-01', to: '2025-12-31' });
+    expect((followUp.data as CampaignRoiAnswer).marketing_metrics.period.label).toBe('2025-Q4');
+    // A follow-up about another period it cannot read is refused rather than answered about this one.
+    await expect(skill.handler(input('and the quarter before?'), context())).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+    // Another conversation has asked about no period yet.
+    await expect(
+      skill.handler({ ...input('and which channel did best?'), contextId: 'ctx-2' }, context()),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(loadStoredRows).toHaveBeenCalledTimes(2);
+  });
+
   it('refuses a year-less quarter when nothing is stored, saying how to name a period', async () => {
     const skill = createCampaignRoiSkill({
       llm: null,
