@@ -345,14 +345,17 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
       spoke: null,
       turns: [],
     };
-    const lastTaskId = conversation.turns.findLast((turn) => turn.taskId !== null)?.taskId;
-    const lastTask = lastTaskId == null ? undefined : await store.getTask(lastTaskId);
+    const conversationSkill = async (): Promise<string | null> => {
+      const lastTaskId = conversation.turns.findLast((turn) => turn.taskId !== null)?.taskId;
+      const lastTask = lastTaskId == null ? undefined : await store.getTask(lastTaskId);
+      return lastTask?.target === conversation.spoke ? lastTask.skill : null;
+    };
     const clientGone = abortOnClose(res);
     const route = await chooseChatRoute({
       message: body.message,
       candidates,
       conversationSpoke: conversation.spoke,
-      conversationSkill: lastTask?.target === conversation.spoke ? lastTask.skill : null,
+      conversationSkill,
       classify: context.classify,
       signal: clientGone.signal,
     });

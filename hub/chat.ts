@@ -216,8 +216,11 @@ export interface ChatRouteInput {
   readonly candidates: readonly ChatCandidate[];
   /** The spoke this conversation is with, when continuing one. */
   readonly conversationSpoke?: string | null | undefined;
-  /** The skill its last task was routed to, kept when a follow-up names none of that spoke's skills. */
-  readonly conversationSkill?: string | null | undefined;
+  /**
+   * The skill its last task was routed to, kept when a follow-up names none of that spoke's skills; asked only
+   * then (a store read).
+   */
+  readonly conversationSkill?: (() => Promise<string | null>) | undefined;
   readonly classify?: ChatClassifier | undefined;
   readonly signal?: AbortSignal | undefined;
 }
@@ -256,7 +259,8 @@ export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute>
     return {
       kind: 'spoke',
       spoke: conversationSpoke,
-      skill: skillOfSpoke(message, conversationSpoke, candidates) ?? input.conversationSkill ?? null,
+      skill:
+        skillOfSpoke(message, conversationSpoke, candidates) ?? (await input.conversationSkill?.()) ?? null,
       text: message,
       reason: 'conversation',
     };

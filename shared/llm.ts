@@ -475,8 +475,9 @@ class NodeLlamaRuntime implements LlmRuntime {
           const value = request.validate(parseModelJson(outcome));
           return { value, rawText: outcome.text, usage: usageOf(outcomes, startedAt, performance.now()) };
         } catch (error) {
-          reasons.push(errorMessage(error));
-          this.log.warn({ attempt, reason: errorMessage(error) }, 'structured LLM output rejected');
+          const reason = errorMessage(error);
+          reasons.push(reason);
+          this.log.warn({ attempt, reason }, 'structured LLM output rejected');
         }
       }
       const usage = usageOf(outcomes, startedAt, performance.now());

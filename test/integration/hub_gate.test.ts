@@ -182,7 +182,7 @@ describe('chat intent match', () => {
     const followUp = {
       candidates,
       conversationSpoke: 'marketing',
-      conversationSkill: 'campaign-roi-analysis',
+      conversationSkill: async () => 'campaign-roi-analysis',
     };
     expect(await chooseChatRoute({ message: 'and the quarter before?', ...followUp })).toMatchObject({
       reason: 'conversation',
