@@ -1,6 +1,7 @@
 // Campaign rows at the trust boundary: validates CSV text or JSON rows into typed rows (money as exact integer
 // micro-units), with row-numbered errors, and turns them into the columnar table the metrics loop reads.
-// Also owns the calendar: ISO dates, quarter/month period labels and the period before a given one.
+// Also owns the calendar: ISO dates, quarter/month period labels, the period before a given one, and periods
+// named relative to another ("the quarter before", "the same month a year earlier").
 import { AppError } from '../shared/errors.js';
 import { parseCsv } from '../shared/csv.js';
 
@@ -196,24 +197,122 @@ export function quarterContaining(iso: string): PeriodSpan {
  * otherwise the same number of days ending the day before `from`.
  */
 export function previousPeriod(period: PeriodSpan): PeriodSpan {
-  const quarter = /^(\d{4})-Q([1-4])$/.exec(period.label);
-  if (quarter !== null) {
-    const year = Number(quarter[1]);
-    const q = Number(quarter[2]);
-    return q === 1 ? quarterSpan(year - 1, 4) : quarterSpan(year, q - 1);
-  }
-  const month = /^(\d{4})-(\d{2})$/.exec(period.label);
-  if (month !== null) {
-    const year = Number(month[1]);
-    const m = Number(month[2]);
-    return m === 1 ? monthSpan(year - 1, 12) : monthSpan(year, m - 1);
-  }
+  return periodsAway(period, -1);
+}
+
+const QUARTER_LABEL = /^(\d{4})-Q([1-4])$/;
+const MONTH_LABEL = /^(\d{4})-(\d{2})$/;
+
+/** The period `steps` periods of `period`'s own shape away (negative: earlier): quarters, months, or days. */
+function periodsAway(period: PeriodSpan, steps: number): PeriodSpan {
+  const quarter = QUARTER_LABEL.exec(period.label);
+  if (quarter !== null) return quartersAway(Number(quarter[1]), Number(quarter[2]), steps);
+  const month = MONTH_LABEL.exec(period.label);
+  if (month !== null) return monthsAway(Number(month[1]), Number(month[2]), steps);
   const fromDay = isoDateToDay(period.from)!;
-  const toDay = isoDateToDay(period.to)!;
-  const length = toDay - fromDay + 1;
-  const from = dayToIsoDate(fromDay - length);
-  const to = dayToIsoDate(fromDay - 1);
+  const length = isoDateToDay(period.to)! - fromDay + 1;
+  const from = dayToIsoDate(fromDay + steps * length);
+  const to = dayToIsoDate(fromDay + steps * length + length - 1);
   return { label: from === to ? from : `${from}..${to}`, from, to };
+}
+
+function quartersAway(year: number, quarter: number, steps: number): PeriodSpan {
+  const index = year * 4 + (quarter - 1) + steps;
+  return quarterSpan(Math.floor(index / 4), (index % 4) + 1);
+}
+
+function monthsAway(year: number, month: number, steps: number): PeriodSpan {
+  const index = year * 12 + (month - 1) + steps;
+  return monthSpan(Math.floor(index / 12), (index % 12) + 1);
+}
+
+/**
+ * A period named relative to the one a conversation is about: "the quarter before", "the next month",
+ * "two quarters earlier", "the same quarter a year earlier", "the one before that".
+ */
+export interface RelativePeriod {
+  /**
+   * What is counted: quarters or months (the period counted from must be one), years (of a quarter or a month:
+   * the same quarter or month that many years away), or periods of the counted-from period's own shape.
+   */
+  readonly unit: 'quarter' | 'month' | 'year' | 'period';
+  /** How many units later; negative: earlier. Never 0. */
+  readonly steps: number;
+  /** The words that named it, for messages. */
+  readonly phrase: string;
+}
+
+const COUNT_WORDS: Readonly<Record<string, number>> = { a: 1, an: 1, one: 1, two: 2, three: 3, four: 4 };
+const EARLIER = new Set(['before', 'earlier', 'previous', 'prior', 'preceding']);
+const UNIT_WORDS: Readonly<Record<string, RelativePeriod['unit']>> = {
+  quarter: 'quarter',
+  month: 'month',
+  period: 'period',
+  one: 'period',
+};
+
+/** "the same quarter a year earlier", "same month last year", "a year before". */
+const YEAR_APART =
+  /\b(?:(?:the\s+)?same\s+(?:quarter|month|period)\s+(?:(?:a|one)\s+year\s+(?:before|earlier|ago)|last\s+year|the\s+(?:previous|prior)\s+year|the\s+year\s+before)|(?:a|one)\s+year\s+(?:before|earlier))\b/i;
+/**
+ * "the quarter before", "two months later", "the one after that", "the quarter before last" (two before). Not
+ * "a quarter ago": that counts from today, not from the conversation's period.
+ */
+const COUNTED =
+  /\b(?:(a|an|one|two|three|four|\d{1,2})\s+)?(quarter|month|period|one)s?\s+(before|earlier|after|later)(\s+(?:last|next))?\b/i;
+/** "the previous quarter", "next month", "the following period". */
+const ADJECTIVE = /\b(previous|prior|preceding|next|following|subsequent)\s+(quarter|month|period)\b/i;
+
+/** Finds a period named relative to another in free text; null when the text names none. */
+export function findRelativePeriod(text: string): RelativePeriod | null {
+  const yearApart = YEAR_APART.exec(text);
+  if (yearApart !== null) return { unit: 'year', steps: -1, phrase: yearApart[0] };
+  const counted = COUNTED.exec(text);
+  if (counted !== null) {
+    const countWord = counted[1]?.toLowerCase();
+    const count = countWord === undefined ? 1 : (COUNT_WORDS[countWord] ?? Number(countWord));
+    // "the one before" counts periods; "one quarter before" has "one" as its count, not its unit.
+    const unit = UNIT_WORDS[counted[2]!.toLowerCase()]!;
+    const direction = EARLIER.has(counted[3]!.toLowerCase()) ? -1 : 1;
+    const beyond = counted[4] === undefined ? 0 : 1;
+    if (count > 0) return { unit, steps: direction * (count + beyond), phrase: counted[0] };
+  }
+  const adjective = ADJECTIVE.exec(text);
+  if (adjective !== null) {
+    const direction = EARLIER.has(adjective[1]!.toLowerCase()) ? -1 : 1;
+    return { unit: UNIT_WORDS[adjective[2]!.toLowerCase()]!, steps: direction, phrase: adjective[0] };
+  }
+  return null;
+}
+
+/**
+ * The period `relative` names, counted from `base`. Quarters count only from a quarter and months only from a
+ * month; anything else is refused with VALIDATION_FAILED rather than guessed.
+ */
+export function shiftPeriod(base: PeriodSpan, relative: RelativePeriod): PeriodSpan {
+  const quarter = QUARTER_LABEL.exec(base.label);
+  const month = MONTH_LABEL.exec(base.label);
+  switch (relative.unit) {
+    case 'period':
+      return periodsAway(base, relative.steps);
+    case 'quarter':
+      if (quarter !== null) return quartersAway(Number(quarter[1]), Number(quarter[2]), relative.steps);
+      break;
+    case 'month':
+      if (month !== null) return monthsAway(Number(month[1]), Number(month[2]), relative.steps);
+      break;
+    case 'year':
+      if (quarter !== null) return quartersAway(Number(quarter[1]), Number(quarter[2]), 4 * relative.steps);
+      if (month !== null) return monthsAway(Number(month[1]), Number(month[2]), 12 * relative.steps);
+      break;
+  }
+  throw new AppError(
+    'VALIDATION_FAILED',
+    `"${relative.phrase}" counts ${relative.unit === 'year' ? 'years of a quarter or a month' : `${relative.unit}s`}, ` +
+      `but the period it counts from, ${base.label}, is not ${relative.unit === 'year' ? 'one' : `a ${relative.unit}`}: ` +
+      'name the period instead, such as "Q3 2025" or "2025-09"',
+    { details: { field: 'period', value: relative.phrase, from: base.label } },
+  );
 }
 
 /** Number of calendar days in a period (inclusive). */

@@ -2,7 +2,7 @@
 // or a named period served from stored rows), computes the metrics, narrates them with the LLM when one is
 // configured (grounded), and returns the campaign_roi answer with a confidence score computed in code. A
 // follow-up in the same conversation (A2A contextId) that names no period and sends no rows asks about the
-// period its conversation last asked about.
+// period its conversation last asked about, or about one named relative to it ("and the quarter before?").
 import { AppError, errorMessage, isAppError } from '../shared/errors.js';
 import type { LlmClient, LlmUsage } from '../shared/llm_client.js';
 import type { SkillDefinition, SkillInput, SkillResult } from '../shared/skill.js';
@@ -10,6 +10,7 @@ import { groundedShare } from '../shared/grounding.js';
 import { RecentMap } from '../shared/recent_map.js';
 import {
   findQuarterInText,
+  findRelativePeriod,
   findYearlessQuarter,
   isoDateToDay,
   parseCampaignCsv,
@@ -17,6 +18,7 @@ import {
   parsePeriodLabel,
   previousPeriod,
   resolveYearlessQuarter,
+  shiftPeriod,
   type CampaignRow,
   type PeriodSpan,
 } from './campaign_rows.js';
@@ -217,6 +219,25 @@ const REMEMBERED_CONVERSATIONS = 10_000;
 /** Words that refer to a period: a follow-up using one that names no period it can read is refused, not guessed. */
 const MENTIONS_PERIOD = /\b(?:quarters?|months?|years?|weeks?|periods?|q[1-4]|(?:19|20)\d{2}|ytd|mtd)\b/i;
 
+/**
+ * The period of a follow-up that names none itself, from the period its conversation last asked about
+ * (`asked`): that period when the follow-up says nothing about periods, or the one it names relative to it
+ * ("the quarter before"); undefined when the follow-up mentions a period it cannot read, or `asked` is unknown.
+ */
+function followUpPeriod(prose: string, asked: PeriodSpan | undefined): PeriodSpan | undefined {
+  const relative = findRelativePeriod(prose);
+  if (relative === null) return MENTIONS_PERIOD.test(prose) ? undefined : asked;
+  if (asked === undefined) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `"${relative.phrase}" counts from the period this conversation last asked about, and it has asked about none: ` +
+        'name a period such as "Q4 2025"',
+      { details: { field: 'period', value: relative.phrase } },
+    );
+  }
+  return shiftPeriod(asked, relative);
+}
+
 function formatMoney(text: string | null): string {
   if (text === null) return 'n/a';
   const [whole, fraction] = text.split('.');
@@ -334,9 +355,8 @@ export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinit
           const latest = await deps.latestStoredDate();
           if (latest !== null) period = resolveYearlessQuarter(yearless, latest);
         }
-        // Only when the follow-up says nothing about a period: "the quarter before" must not get this one.
-        if (period === undefined && !MENTIONS_PERIOD.test(request.prose)) {
-          period = periodOfConversation.get(input.contextId);
+        if (period === undefined && yearless === null) {
+          period = followUpPeriod(request.prose, periodOfConversation.get(input.contextId));
         }
         if (period === undefined || period === 'all') {
           throw new AppError(

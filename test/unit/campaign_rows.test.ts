@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   findQuarterInText,
+  findRelativePeriod,
   parseCampaignCsv,
   parseCampaignRecords,
   parseMoneyMicros,
@@ -10,6 +11,7 @@ import {
   toCampaignTable,
   findYearlessQuarter,
   resolveYearlessQuarter,
+  shiftPeriod,
 } from '../../spoke_marketing/campaign_rows.js';
 
 const HEADER = 'campaign,channel,date,spend,impressions,clicks,leads,conversions,revenue';
@@ -142,6 +144,69 @@ describe('periods', () => {
     expect(findQuarterInText('finance asks for Q4 2025 campaign performance')?.label).toBe('2025-Q4');
     expect(findQuarterInText('numbers for 2024 Q2 please')?.label).toBe('2024-Q2');
     expect(findQuarterInText('last quarter')).toBeNull();
+  });
+});
+
+describe('periods named relative to another', () => {
+  it.each([
+    ['and the quarter before?', '2025-Q4', '2025-Q3'],
+    ['what about the previous quarter', '2025-Q1', '2024-Q4'],
+    ['and the quarter after that?', '2025-Q4', '2026-Q1'],
+    ['and the quarter before last?', '2025-Q4', '2025-Q2'],
+    ['the month after next', '2025-11', '2026-01'],
+    ['the next quarter', '2024-Q4', '2025-Q1'],
+    ['two quarters earlier?', '2025-Q2', '2024-Q4'],
+    ['one quarter later', '2025-Q3', '2025-Q4'],
+    ['the same quarter a year earlier', '2025-Q4', '2024-Q4'],
+    ['same quarter last year?', '2025-Q1', '2024-Q1'],
+    ['and a year before?', '2025-03', '2024-03'],
+    ['the month before', '2025-01', '2024-12'],
+    ['the following month', '2025-12', '2026-01'],
+    ['12 months earlier', '2025-06', '2024-06'],
+    ['and the one before that?', '2025-Q1', '2024-Q4'],
+    ['the one before', '2025-01', '2024-12'],
+    ['the previous period', '2025-10-03', '2025-10-02'],
+  ])('"%s" counted from %s is %s', (text, base, expected) => {
+    const relative = findRelativePeriod(text);
+    expect(relative).not.toBeNull();
+    expect(shiftPeriod(parsePeriodLabel(base)!, relative!).label).toBe(expected);
+  });
+
+  it('shifts a date range by its own length', () => {
+    const range = { label: '2025-03-01..2025-03-10', from: '2025-03-01', to: '2025-03-10' };
+    expect(shiftPeriod(range, findRelativePeriod('the period after')!)).toEqual({
+      label: '2025-03-11..2025-03-20',
+      from: '2025-03-11',
+      to: '2025-03-20',
+    });
+  });
+
+  it.each([
+    ['and which channel did best?'],
+    ['how did last quarter go?'],
+    ['a quarter ago'],
+    ['Q3 2025 before the launch'],
+    ['someone before us'],
+  ])('finds none in "%s"', (text) => {
+    expect(findRelativePeriod(text)).toBeNull();
+  });
+
+  it.each([
+    ['the month before', '2025-Q4', 'months'],
+    ['the quarter before', '2025-11', 'quarters'],
+    ['a year earlier', '2025-10-03', 'years of a quarter or a month'],
+  ])('refuses "%s" counted from %s, saying what it counts', (text, base, counts) => {
+    let caught: unknown;
+    try {
+      shiftPeriod(parsePeriodLabel(base)!, findRelativePeriod(text)!);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      details: { field: 'period', from: base },
+    });
+    expect((caught as Error).message).toContain(`counts ${counts}`);
   });
 });
 

@@ -176,7 +176,7 @@ describe('campaign-roi-analysis skill', () => {
     expect(loadStoredRows).toHaveBeenNthCalledWith(2, { from: '2025-07-01', to: '2025-12-31' });
     expect((followUp.data as CampaignRoiAnswer).marketing_metrics.period.label).toBe('2025-Q4');
     // A follow-up about another period it cannot read is refused rather than answered about this one.
-    await expect(skill.handler(input('and the quarter before?'), context())).rejects.toMatchObject({
+    await expect(skill.handler(input('and the quarter of the launch?'), context())).rejects.toMatchObject({
       code: 'VALIDATION_FAILED',
     });
     // Another conversation has asked about no period yet.
@@ -184,6 +184,32 @@ describe('campaign-roi-analysis skill', () => {
       skill.handler({ ...input('and which channel did best?'), contextId: 'ctx-2' }, context()),
     ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
     expect(loadStoredRows).toHaveBeenCalledTimes(2);
+  });
+
+  it('answers a follow-up about a period named relative to the one its conversation is about', async () => {
+    const loadStoredRows = vi.fn(async () => parseCampaignCsv(CSV));
+    const skill = createCampaignRoiSkill({ llm: null, loadStoredRows });
+    await skill.handler(input('How did Q4 2025 go for ROI?'), context());
+    const before = await skill.handler(input('and the quarter before?'), context());
+    expect((before.data as CampaignRoiAnswer).marketing_metrics.period.label).toBe('2025-Q3');
+    // The rows loaded cover the period and the one before it (the comparison).
+    expect(loadStoredRows).toHaveBeenNthCalledWith(2, { from: '2025-04-01', to: '2025-09-30' });
+    // The conversation is now about 2025-Q3: "the one after that" counts from it.
+    const chained = await skill.handler(input('and the one after that?'), context());
+    expect((chained.data as CampaignRoiAnswer).marketing_metrics.period.label).toBe('2025-Q4');
+    // Months do not count from a quarter: refused, naming the period it would count from.
+    await expect(skill.handler(input('and the month before?'), context())).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      details: { field: 'period', value: 'month before', from: '2025-Q4' },
+    });
+    // A conversation that has asked about no period has nothing to count from.
+    await expect(
+      skill.handler({ ...input('and the quarter before?'), contextId: 'ctx-3' }, context()),
+    ).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      details: { field: 'period', value: 'quarter before' },
+    });
+    expect(loadStoredRows).toHaveBeenCalledTimes(3);
   });
 
   it('refuses a year-less quarter when nothing is stored, saying how to name a period', async () => {
