@@ -1,15 +1,13 @@
 // `agenthub marketing cycle`: opens the marketing database (DATABASE_URL, else the embedded one under
 // `<state>/data/marketing`), runs the lifecycle once with dry-run ad platforms and prints the report.
-import { parseArgs } from 'node:util';
 import type { CliCommand } from '../shared/cli/io.js';
 import { resolveStateDir } from '../shared/layout.js';
 import type { LlmClient } from '../shared/llm_client.js';
 import { silentLogger } from '../shared/log.js';
-import { failure, openSpokeModel, openThroughOwner } from './cli_support.js';
+import { failure, openSpokeModel, openThroughOwner, parseCommandArgs } from './cli_support.js';
 import type { CycleReport } from './orchestrator.js';
 import { marketingDataDir } from './data_commands.js';
 import { openMarketingToolkit } from './toolkit.js';
-import { errorMessage } from '../shared/errors.js';
 
 const USAGE = `usage: agenthub marketing cycle [--state-dir DIR] [--json] [--model FILE|hf:URI]
   Runs the marketing lifecycle once: discover personas → generate creatives → deploy (dry-run: requests are
@@ -50,27 +48,13 @@ function summarise(result: unknown): string {
 
 /** `agenthub marketing cycle` (argv: the words after `marketing cycle`). */
 export const marketingCycleCommand: CliCommand = async (io) => {
-  let values: { 'state-dir'?: string; json?: boolean; model?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: [...io.argv],
-      options: {
-        'state-dir': { type: 'string' },
-        json: { type: 'boolean' },
-        model: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (error) {
-    io.stderr(`${errorMessage(error)}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help === true) {
-    io.stdout(`${USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandArgs(io, USAGE, {
+    'state-dir': { type: 'string' },
+    json: { type: 'boolean' },
+    model: { type: 'string' },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const stateDir = resolveStateDir(io.cwd, values['state-dir'], io.env.AGENTHUB_STATE_DIR);
   const dataDir = marketingDataDir(stateDir);
   const modelSetting = values.model ?? io.env.MODEL_PATH;
