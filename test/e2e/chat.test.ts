@@ -87,10 +87,14 @@ describe('chat routing', () => {
     expect(followUp.status, JSON.stringify(followUp.body)).toBe(200);
     const second = followUp.body as ChatAnswer;
     expect(second.contextId).toBe(first.contextId);
+    expect(first.reply).toMatch(/campaign rows/);
+    // The first turn named no period the spoke could use, so the follow-up has none to count from.
+    expect(second.reply).toMatch(
+      /"quarter before" counts from the period this conversation last asked about/,
+    );
     for (const answer of [first, second]) {
       expect(answer.spoke).toBe('marketing');
       expect(TERMINAL.has(answer.state ?? '')).toBe(true);
-      expect(answer.reply).toMatch(/campaign rows/);
       const record = await system.hub(`/v1/tasks/${answer.taskId}`);
       expect(record.body).toMatchObject({ target: 'marketing', skill: 'campaign-roi-analysis' });
     }
