@@ -62,7 +62,9 @@ export type ChatRoute =
  *   when it is higher than its weight for every other spoke, and to nobody's when the highest weights tie.
  *   Vocabulary every agent shares ("ROI", "Q4", "marketing spend" asked of finance) decides nothing;
  * - the spoke's reported skill is the one whose fields match the message's tokens best; for a spoke named by
- *   `@prefix` or kept from the conversation, only a skill that outscores each of the spoke's other skills;
+ *   `@prefix`, only a skill that outscores each of the spoke's other skills; for a spoke kept from the
+ *   conversation, the conversation's last skill unless another of its skills wins clearly by the rule below
+ *   (so "and the month before?" stays with the skill the conversation is about);
  * - the best spoke wins only if its score is at least {@link MIN_SCORE} and beats the runner-up by at least
  *   {@link MIN_MARGIN} (and by a quarter of its own score); otherwise the match is ambiguous.
  */
@@ -177,20 +179,34 @@ export function scoreIntent(message: string, candidates: readonly ChatCandidate[
  * name counts for all its skills alike, so it decides nothing here.
  */
 export function bestSkillOf(message: string, candidate: ChatCandidate): string | null {
-  const scores = skillScores([...new Set(tokenize(message))], candidate).sort((a, b) => b.score - a.score);
-  const [best, runnerUp] = scores;
+  const [best, runnerUp] = rankedSkills(message, candidate);
   if (best === undefined || best.score === 0 || (runnerUp !== undefined && runnerUp.score === best.score)) {
     return null;
   }
   return best.id;
 }
 
+/**
+ * The skill of `candidate` that `message` matches clearly, by the rule that decides between spokes (see
+ * {@link WEIGHTS}), or null: what moves a conversation off the skill it is about.
+ */
+export function clearSkillOf(message: string, candidate: ChatCandidate): string | null {
+  const [best, runnerUp] = rankedSkills(message, candidate);
+  return best !== undefined && winsClearly(best.score, runnerUp?.score ?? 0) ? best.id : null;
+}
+
+function rankedSkills(message: string, candidate: ChatCandidate): { id: string; score: number }[] {
+  return skillScores([...new Set(tokenize(message))], candidate).sort((a, b) => b.score - a.score);
+}
+
 /** True when the best score wins clearly (see {@link WEIGHTS} for the rule). */
 export function isDecisive(scores: readonly IntentScore[]): boolean {
   const best = scores[0];
-  if (best === undefined || best.score < MIN_SCORE) return false;
-  const runnerUp = scores[1]?.score ?? 0;
-  return best.score - runnerUp >= Math.max(MIN_MARGIN, Math.ceil(best.score / 4));
+  return best !== undefined && winsClearly(best.score, scores[1]?.score ?? 0);
+}
+
+function winsClearly(best: number, runnerUp: number): boolean {
+  return best >= MIN_SCORE && best - runnerUp >= Math.max(MIN_MARGIN, Math.ceil(best / 4));
 }
 
 /** The question asked back when the target is ambiguous. */
@@ -217,8 +233,8 @@ export interface ChatRouteInput {
   /** The spoke this conversation is with, when continuing one. */
   readonly conversationSpoke?: string | null | undefined;
   /**
-   * The skill its last task was routed to, kept when a follow-up names none of that spoke's skills; asked only
-   * then (a store read).
+   * The skill its last task was routed to, kept unless a follow-up clearly matches another of that spoke's
+   * skills; asked only then (a store read).
    */
   readonly conversationSkill?: (() => Promise<string | null>) | undefined;
   readonly classify?: ChatClassifier | undefined;
@@ -255,12 +271,15 @@ export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute>
     }
   }
   const conversationSpoke = input.conversationSpoke;
-  if (conversationSpoke != null && candidates.some((candidate) => candidate.spoke === conversationSpoke)) {
+  const conversing = candidates.find((candidate) => candidate.spoke === conversationSpoke);
+  if (conversing !== undefined) {
     return {
       kind: 'spoke',
-      spoke: conversationSpoke,
+      spoke: conversing.spoke,
       skill:
-        skillOfSpoke(message, conversationSpoke, candidates) ?? (await input.conversationSkill?.()) ?? null,
+        clearSkillOf(message, conversing) ??
+        (await input.conversationSkill?.()) ??
+        bestSkillOf(message, conversing),
       text: message,
       reason: 'conversation',
     };

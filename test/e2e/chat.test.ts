@@ -86,13 +86,17 @@ describe('chat routing', () => {
     });
     expect(followUp.status, JSON.stringify(followUp.body)).toBe(200);
     const second = followUp.body as ChatAnswer;
+    // "month" is in an example of the lifetime-value skill ("monthly churn"): a match that weak keeps the conversation's.
+    const third = (
+      await system.hub('/v1/chat', { body: { message: 'and the month before?', contextId: first.contextId } })
+    ).body as ChatAnswer;
     expect(second.contextId).toBe(first.contextId);
     expect(first.reply).toMatch(/campaign rows/);
     // The first turn named no period the spoke could use, so the follow-up has none to count from.
     expect(second.reply).toMatch(
       /"quarter before" counts from the period this conversation last asked about/,
     );
-    for (const answer of [first, second]) {
+    for (const answer of [first, second, third]) {
       expect(answer.spoke).toBe('marketing');
       expect(TERMINAL.has(answer.state ?? '')).toBe(true);
       const record = await system.hub(`/v1/tasks/${answer.taskId}`);

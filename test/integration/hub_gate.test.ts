@@ -192,6 +192,20 @@ describe('chat intent match', () => {
       reason: 'conversation',
       skill: 'listing-creatives',
     });
+    // "property" is only in the listing skill's description: too weak a match to leave the conversation's skill,
+    // though it is the best match when the conversation has no skill to keep.
+    expect(bestSkillOf('and for that property?', TOOLKIT)).toBe('listing-creatives');
+    expect(await chooseChatRoute({ message: 'and for that property?', ...followUp })).toMatchObject({
+      reason: 'conversation',
+      skill: 'campaign-roi-analysis',
+    });
+    expect(
+      await chooseChatRoute({
+        ...followUp,
+        message: 'and for that property?',
+        conversationSkill: async () => null,
+      }),
+    ).toMatchObject({ reason: 'conversation', skill: 'listing-creatives' });
   });
 
   it('asks the pluggable classifier only when the match is ambiguous', async () => {
