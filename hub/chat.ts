@@ -1,8 +1,8 @@
 // Chat routing: which spoke answers a person's free-text message. Explicit `@spoke` prefix, then a skill id,
 // then the conversation's spoke (multi-turn), then a deterministic intent match over the spokes' cards; an
 // ambiguous match yields a clarifying question (or asks an optional pluggable classifier) instead of a guess.
-// A spoke chosen by prefix or conversation gets the skill of its own that the message matches best, if one
-// does clearly; a follow-up that matches none keeps the conversation's last skill.
+// A spoke named by prefix gets the skill of its own that the message matches best; a follow-up keeps its
+// conversation's last skill unless the message clearly matches another of the spoke's skills.
 import type { CardSkill } from '../shared/agent_card.js';
 import { AppError } from '../shared/errors.js';
 

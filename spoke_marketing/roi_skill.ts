@@ -222,7 +222,8 @@ const MENTIONS_PERIOD = /\b(?:quarters?|months?|years?|weeks?|periods?|q[1-4]|(?
 /**
  * The period of a follow-up that names none itself, from the period its conversation last asked about
  * (`asked`): that period when the follow-up says nothing about periods, or the one it names relative to it
- * ("the quarter before"); undefined when the follow-up mentions a period it cannot read, or `asked` is unknown.
+ * ("the quarter before"); undefined when the follow-up mentions a period it cannot read, or says nothing about
+ * periods and `asked` is unknown. A relative period with no `asked` to count from is VALIDATION_FAILED.
  */
 function followUpPeriod(prose: string, asked: PeriodSpan | undefined): PeriodSpan | undefined {
   const relative = findRelativePeriod(prose);
