@@ -375,6 +375,17 @@ export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinit
         }
         context.progress(`loading stored campaign rows for ${period.label}`);
         rows = await deps.loadStoredRows({ from: previousPeriod(period).from, to: period.to });
+        if (rows.length === 0) {
+          const latest = (await deps.latestStoredDate?.()) ?? null;
+          throw new AppError(
+            'VALIDATION_FAILED',
+            `no stored campaign rows for ${period.label} or the period before it` +
+              (latest === null
+                ? ' (import some with `agenthub import metrics FILE`)'
+                : ` (the latest stored data is from ${latest})`),
+            { details: { field: 'period', value: period.label, latestStoredDate: latest } },
+          );
+        }
         source = 'stored';
         periodOfConversation.set(input.contextId, period);
       }

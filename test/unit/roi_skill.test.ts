@@ -212,6 +212,29 @@ describe('campaign-roi-analysis skill', () => {
     expect(loadStoredRows).toHaveBeenCalledTimes(3);
   });
 
+  it.each([
+    [
+      '2025-12-01',
+      /no stored campaign rows for 2024-Q4 or the period before it \(the latest stored data is from 2025-12-01\)/,
+    ],
+    [
+      null,
+      /no stored campaign rows for 2024-Q4 or the period before it \(import some with `agenthub import metrics FILE`\)/,
+    ],
+  ])('names the period when nothing is stored for it (latest stored date %s)', async (latest, message) => {
+    const skill = createCampaignRoiSkill({
+      llm: null,
+      loadStoredRows: async () => [],
+      latestStoredDate: async () => latest,
+    });
+    const refusal = skill.handler(input('How did Q4 2024 go?'), context());
+    await expect(refusal).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      details: { field: 'period', value: '2024-Q4', latestStoredDate: latest },
+    });
+    await expect(refusal).rejects.toThrow(message);
+  });
+
   it('refuses a year-less quarter when nothing is stored, saying how to name a period', async () => {
     const skill = createCampaignRoiSkill({
       llm: null,
