@@ -1,7 +1,8 @@
 // Campaign rows at the trust boundary: validates CSV text or JSON rows into typed rows (money as exact integer
 // micro-units), with row-numbered errors, and turns them into the columnar table the metrics loop reads.
-// Also owns the calendar: ISO dates, quarter/month period labels, the period before a given one, and periods
-// named relative to another ("the quarter before", "the same month a year earlier").
+// Also owns the calendar: ISO dates, quarter/month period labels, quarters and months named in questions (with
+// or without their year), the period before a given one, and periods named relative to another ("the quarter
+// before", "the same month a year earlier").
 import { AppError } from '../shared/errors.js';
 import { parseCsv } from '../shared/csv.js';
 
@@ -183,6 +184,89 @@ export function resolveYearlessQuarter(quarter: number | 'latest', latestIsoDate
   const year = Number(latestIsoDate.slice(0, 4));
   const candidate = quarterSpan(year, quarter);
   return candidate.from <= latestIsoDate ? candidate : quarterSpan(year - 1, quarter);
+}
+
+/** Month names and their abbreviations as written in questions, lower case, to the month number. */
+const MONTH_WORDS: Readonly<Record<string, number>> = {
+  january: 1,
+  jan: 1,
+  february: 2,
+  feb: 2,
+  march: 3,
+  mar: 3,
+  april: 4,
+  apr: 4,
+  may: 5,
+  june: 6,
+  jun: 6,
+  july: 7,
+  jul: 7,
+  august: 8,
+  aug: 8,
+  september: 9,
+  sep: 9,
+  sept: 9,
+  october: 10,
+  oct: 10,
+  november: 11,
+  nov: 11,
+  december: 12,
+  dec: 12,
+};
+const MONTH_WORD = Object.keys(MONTH_WORDS).join('|');
+/** "October 2025", "Oct. 2025", "2025-10" (not an ISO date "2025-10-03"). */
+const MONTH_WITH_YEAR = new RegExp(
+  `\\b(${MONTH_WORD})\\.?\\s+(\\d{4})\\b|\\b(\\d{4})-(0[1-9]|1[0-2])\\b(?!-\\d)`,
+  'i',
+);
+/**
+ * A month's full name without a year ("in October"). "May" only after in/for/of/during/since/from, where it
+ * cannot be the verb ("may I see…").
+ */
+const YEARLESS_MONTH =
+  /\b(january|february|march|april|june|july|august|september|october|november|december)\b|\b(?:in|for|of|during|since|from)\s+(may)\b/i;
+
+/** Finds the first month named with its year in free text ("October 2025", "Oct 2025", "2025-10"); null when none. */
+export function findMonthInText(text: string): PeriodSpan | null {
+  const match = MONTH_WITH_YEAR.exec(text);
+  if (match === null) return null;
+  return match[1] !== undefined
+    ? monthSpan(Number(match[2]), MONTH_WORDS[match[1].toLowerCase()]!)
+    : monthSpan(Number(match[3]), Number(match[4]));
+}
+
+/**
+ * A month named without a year ("how did October go?") or the latest month ("last month", "this month"): the
+ * month number, or 'latest'; null when the text names neither (or names a month with its year, which
+ * {@link findMonthInText} handles).
+ */
+export function findYearlessMonth(text: string): number | 'latest' | null {
+  if (findMonthInText(text) !== null) return null;
+  const named = YEARLESS_MONTH.exec(text);
+  if (named !== null) return MONTH_WORDS[(named[1] ?? named[2])!.toLowerCase()]!;
+  return /\b(?:last|latest|most recent|this|current)\s+month\b/i.test(text) ? 'latest' : null;
+}
+
+/**
+ * Resolves a year-less month against the latest date that has data: month n is the most recent month n that
+ * started on or before it, 'latest' the month containing it.
+ */
+export function resolveYearlessMonth(month: number | 'latest', latestIsoDate: string): PeriodSpan {
+  const year = Number(latestIsoDate.slice(0, 4));
+  if (month === 'latest') return monthSpan(year, Number(latestIsoDate.slice(5, 7)));
+  const candidate = monthSpan(year, month);
+  return candidate.from <= latestIsoDate ? candidate : monthSpan(year - 1, month);
+}
+
+/**
+ * A quarter or a month named without its year ("Q4", "last quarter", "October", "last month"), as the function
+ * that resolves it against the latest date with data; null when the text names neither. Quarters first.
+ */
+export function findYearlessPeriod(text: string): ((latestIsoDate: string) => PeriodSpan) | null {
+  const quarter = findYearlessQuarter(text);
+  if (quarter !== null) return (latest) => resolveYearlessQuarter(quarter, latest);
+  const month = findYearlessMonth(text);
+  return month === null ? null : (latest) => resolveYearlessMonth(month, latest);
 }
 
 /** The quarter that contains an ISO date. */

@@ -9,15 +9,15 @@ import type { SkillDefinition, SkillInput, SkillResult } from '../shared/skill.j
 import { groundedShare } from '../shared/grounding.js';
 import { RecentMap } from '../shared/recent_map.js';
 import {
+  findMonthInText,
   findQuarterInText,
   findRelativePeriod,
-  findYearlessQuarter,
+  findYearlessPeriod,
   isoDateToDay,
   parseCampaignCsv,
   parseCampaignRecords,
   parsePeriodLabel,
   previousPeriod,
-  resolveYearlessQuarter,
   shiftPeriod,
   type CampaignRow,
   type PeriodSpan,
@@ -195,7 +195,7 @@ function readRequest(input: SkillInput): RequestRows & { readonly prose: string 
   });
   const { prose, csv } = splitCsvFromText(input.text);
   if (rows === null && csv !== null) rows = parseCampaignCsv(csv, { source: 'CSV in the message text' });
-  if (period === undefined) period = findQuarterInText(prose) ?? undefined;
+  if (period === undefined) period = findQuarterInText(prose) ?? findMonthInText(prose) ?? undefined;
   return { rows, period, prose };
 }
 
@@ -217,7 +217,8 @@ export const CAMPAIGN_ROI_SKILL_ID = 'campaign-roi-analysis';
 /** Conversations whose last stored-data period is remembered for follow-ups (about the most recent ones). */
 const REMEMBERED_CONVERSATIONS = 10_000;
 /** Words that refer to a period: a follow-up using one that names no period it can read is refused, not guessed. */
-const MENTIONS_PERIOD = /\b(?:quarters?|months?|years?|weeks?|periods?|q[1-4]|(?:19|20)\d{2}|ytd|mtd)\b/i;
+const MENTIONS_PERIOD =
+  /\b(?:quarters?|months?|years?|weeks?|periods?|q[1-4]|(?:19|20)\d{2}|ytd|mtd|january|february|march|april|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\b|\b(?:in|for|of|during|since|from)\s+may\b/i;
 
 /**
  * The period of a follow-up that names none itself, from the period its conversation last asked about
@@ -351,10 +352,10 @@ export function createCampaignRoiSkill(deps: CampaignRoiSkillDeps): SkillDefinit
       let period = request.period;
       let source: 'request' | 'stored' = 'request';
       if (rows === null) {
-        const yearless = period === undefined ? findYearlessQuarter(request.prose) : null;
+        const yearless = period === undefined ? findYearlessPeriod(request.prose) : null;
         if (yearless !== null && deps.latestStoredDate !== undefined) {
           const latest = await deps.latestStoredDate();
-          if (latest !== null) period = resolveYearlessQuarter(yearless, latest);
+          if (latest !== null) period = yearless(latest);
         }
         if (period === undefined && yearless === null) {
           period = followUpPeriod(request.prose, periodOfConversation.get(input.contextId));

@@ -1,8 +1,11 @@
 // Campaign rows at the boundary: row-numbered validation errors, exact money parsing, periods and calendars.
 import { describe, expect, it } from 'vitest';
 import {
+  findMonthInText,
   findQuarterInText,
   findRelativePeriod,
+  findYearlessMonth,
+  findYearlessPeriod,
   parseCampaignCsv,
   parseCampaignRecords,
   parseMoneyMicros,
@@ -10,6 +13,7 @@ import {
   previousPeriod,
   toCampaignTable,
   findYearlessQuarter,
+  resolveYearlessMonth,
   resolveYearlessQuarter,
   shiftPeriod,
 } from '../../spoke_marketing/campaign_rows.js';
@@ -144,6 +148,51 @@ describe('periods', () => {
     expect(findQuarterInText('finance asks for Q4 2025 campaign performance')?.label).toBe('2025-Q4');
     expect(findQuarterInText('numbers for 2024 Q2 please')?.label).toBe('2024-Q2');
     expect(findQuarterInText('last quarter')).toBeNull();
+  });
+});
+
+describe('months in free text', () => {
+  it.each([
+    ['What was our ROI in October 2025?', '2025-10'],
+    ['Oct. 2024 numbers', '2024-10'],
+    ['numbers for 2025-11 please', '2025-11'],
+    ['how was may 2025', '2025-05'],
+    ['Sept 2025 spend', '2025-09'],
+    ['the week of 2025-11-03', null],
+    ['2025-Q4 please', null],
+    ['a decrease 2025 on 2024', null],
+  ])('finds the month with its year in "%s": %s', (text, label) => {
+    expect(findMonthInText(text)?.label ?? null).toBe(label);
+  });
+
+  it.each([
+    ['how did October go?', 10],
+    ['what happened in May?', 5],
+    ['may I see the channels?', null],
+    ['ROI for last month', 'latest'],
+    ['October 2025 please', null],
+    ['and the month before?', null],
+  ])('finds the year-less month in "%s": %s', (text, month) => {
+    expect(findYearlessMonth(text)).toBe(month);
+  });
+
+  it.each([
+    [10, '2025-12-31', '2025-10'],
+    [12, '2025-11-10', '2024-12'],
+    [11, '2025-11-01', '2025-11'],
+    ['latest', '2025-11-10', '2025-11'],
+  ] as const)('resolves month %s against %s as %s', (month, latest, label) => {
+    expect(resolveYearlessMonth(month, latest).label).toBe(label);
+  });
+
+  it('resolves a year-less quarter before a year-less month', () => {
+    expect(findYearlessPeriod('Q3 in October')?.('2025-12-31').label).toBe('2025-Q3');
+    expect(findYearlessPeriod('how did October go?')?.('2025-12-31')).toEqual({
+      label: '2025-10',
+      from: '2025-10-01',
+      to: '2025-10-31',
+    });
+    expect(findYearlessPeriod('and which channel did best?')).toBeNull();
   });
 });
 

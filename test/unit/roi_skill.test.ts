@@ -186,6 +186,33 @@ describe('campaign-roi-analysis skill', () => {
     expect(loadStoredRows).toHaveBeenCalledTimes(2);
   });
 
+  it('reads a month named in the question, with its year or without', async () => {
+    const loadStoredRows = vi.fn(async () => parseCampaignCsv(CSV));
+    const skill = createCampaignRoiSkill({
+      llm: null,
+      loadStoredRows,
+      latestStoredDate: async () => '2025-12-01',
+    });
+    const withYear = await skill.handler(input('What was our ROI in October 2025?'), context());
+    expect((withYear.data as CampaignRoiAnswer).marketing_metrics.period.label).toBe('2025-10');
+    expect(loadStoredRows).toHaveBeenNthCalledWith(1, { from: '2025-09-01', to: '2025-10-31' });
+    await skill.handler(input('and how did November go?'), context());
+    expect(loadStoredRows).toHaveBeenNthCalledWith(2, { from: '2025-10-01', to: '2025-11-30' });
+    // Rows sent with the question are analysed for the month it names.
+    const sent = await skill.handler(input('ROI for 2025-11 please', [{ csv: CSV }]), context());
+    expect((sent.data as CampaignRoiAnswer).marketing_metrics.period.label).toBe('2025-11');
+  });
+
+  it('refuses a follow-up naming a month it cannot place rather than answering about the last period', async () => {
+    const loadStoredRows = vi.fn(async () => parseCampaignCsv(CSV));
+    const skill = createCampaignRoiSkill({ llm: null, loadStoredRows });
+    await skill.handler(input('How did Q4 2025 go for ROI?'), context());
+    await expect(skill.handler(input('and in October?'), context())).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+    expect(loadStoredRows).toHaveBeenCalledTimes(1);
+  });
+
   it('answers a follow-up about a period named relative to the one its conversation is about', async () => {
     const loadStoredRows = vi.fn(async () => parseCampaignCsv(CSV));
     const skill = createCampaignRoiSkill({ llm: null, loadStoredRows });
