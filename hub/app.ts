@@ -361,17 +361,22 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
     });
     const now = new Date().toISOString();
     const wantsStream = acceptsEventStream(req);
-    if (route.kind === 'ambiguous') {
-      conversation.turns.push({ role: 'user', text: body.message, spoke: null, taskId: null, at: now });
+    if (route.kind !== 'spoke') {
+      // A question back: which agent, or which of the agent's skills (the conversation then stays with it).
+      const spoke = route.kind === 'which-skill' ? route.spoke : null;
+      if (spoke !== null) conversation.spoke = spoke;
+      conversation.turns.push({ role: 'user', text: body.message, spoke, taskId: null, at: now });
       conversation.turns.push({ role: 'agent', text: route.question, spoke: null, taskId: null, at: now });
       await store.saveConversation(conversation);
       const answer = {
         reply: route.question,
-        spoke: null,
+        spoke,
         taskId: null,
         contextId,
         clarification: true,
-        candidates: route.candidates.map((candidate) => candidate.spoke),
+        ...(route.kind === 'which-skill'
+          ? { skills: route.skills }
+          : { candidates: route.candidates.map((candidate) => candidate.spoke) }),
       };
       if (wantsStream) {
         openEventStream(res);

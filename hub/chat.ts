@@ -48,6 +48,14 @@ export type ChatRoute =
       readonly candidates: readonly IntentScore[];
       /** The clarifying question to send back. */
       readonly question: string;
+    }
+  | {
+      /** The spoke is known but not which of its skills: asked back instead of the spoke refusing the task. */
+      readonly kind: 'which-skill';
+      readonly spoke: string;
+      /** The spoke's skill ids. */
+      readonly skills: readonly string[];
+      readonly question: string;
     };
 
 /**
@@ -243,8 +251,27 @@ export interface ChatRouteInput {
 
 const PREFIX = /^\s*@([a-z][a-z0-9-]{0,31})\b[\s,:]*/i;
 
-/** Decides which spoke answers a chat message. Throws NOT_FOUND for an `@name` that is no configured spoke. */
+/**
+ * Decides which spoke, and which of its skills, answers a chat message: a clarifying question when either is
+ * unclear. Throws NOT_FOUND for an `@name` that is no configured spoke.
+ */
 export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute> {
+  const route = await chooseSpoke(input);
+  if (route.kind !== 'spoke' || route.skill !== null) return route;
+  const skills = input.candidates.find((candidate) => candidate.spoke === route.spoke)?.skills ?? [];
+  // A spoke with one skill (or whose card is not known yet) takes the task and picks for itself.
+  if (skills.length < 2) return route;
+  const listed = skills.map((skill) => `${skill.id} (${skill.name})`).join(', ');
+  const example = `@${route.spoke} ${skills[0]!.id} ${route.text.trim() === '' ? '…' : route.text.trim()}`;
+  return {
+    kind: 'which-skill',
+    spoke: route.spoke,
+    skills: skills.map((skill) => skill.id),
+    question: `Which of @${route.spoke}'s skills should answer this? ${listed}. Name one after the agent, e.g. "${example}".`,
+  };
+}
+
+async function chooseSpoke(input: ChatRouteInput): Promise<ChatRoute> {
   const { message, candidates } = input;
   const prefix = PREFIX.exec(message);
   if (prefix?.[1] !== undefined) {
@@ -255,6 +282,20 @@ export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute>
       });
     }
     const text = message.slice(prefix[0].length);
+    // "@marketing campaign-roi-analysis how did November go?" names the skill itself.
+    const [firstWord = '', rest = ''] = text.split(/\s+(.*)/s);
+    const named = candidates
+      .find((candidate) => candidate.spoke === name)
+      ?.skills.find((skill) => skill.id === firstWord);
+    if (named !== undefined) {
+      return {
+        kind: 'spoke',
+        spoke: name,
+        skill: named.id,
+        text: rest === '' ? text : rest,
+        reason: 'prefix',
+      };
+    }
     return {
       kind: 'spoke',
       spoke: name,

@@ -100,14 +100,15 @@ export const chatCommand: CliCommand = async (io) => {
     '/v1/chat',
     { method: 'POST', body: JSON.stringify({ message, ...(contextId === undefined ? {} : { contextId }) }) },
     io.signal,
-  )) as { reply?: unknown; spoke?: string; taskId?: string; contextId?: string };
+  )) as { reply?: unknown; spoke?: string; taskId?: string; contextId?: string; clarification?: boolean };
   if (values.json === true) {
     io.stdout(`${JSON.stringify(body, null, 2)}\n`);
     return 0;
   }
   const reply = typeof body.reply === 'string' ? body.reply : JSON.stringify(body.reply, null, 2);
   io.stdout(
-    `[${body.spoke ?? 'hub'}] ${reply}\n(task ${body.taskId ?? '-'}, context ${body.contextId ?? '-'})\n`,
+    `[${body.clarification === true ? 'hub' : (body.spoke ?? 'hub')}] ${reply}\n` +
+      `(task ${body.taskId ?? '-'}, context ${body.contextId ?? '-'})\n`,
   );
   return 0;
 };

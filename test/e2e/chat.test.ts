@@ -25,6 +25,7 @@ interface ChatAnswer {
   state?: string;
   clarification?: boolean;
   candidates?: string[];
+  skills?: string[];
 }
 
 async function chat(message: string): Promise<ChatAnswer> {
@@ -102,6 +103,18 @@ describe('chat routing', () => {
       const record = await system.hub(`/v1/tasks/${answer.taskId}`);
       expect(record.body).toMatchObject({ target: 'marketing', skill: 'campaign-roi-analysis' });
     }
+  });
+
+  it('asks which skill when "@marketing how did November go?" matches none, and routes it once the skill is named', async () => {
+    const question = await chat('@marketing how did November go?');
+    expect(question).toMatchObject({ spoke: 'marketing', taskId: null, clarification: true });
+    expect(question.skills).toContain('campaign-roi-analysis');
+    expect(question.skills).toContain('customer-lifetime-value');
+    expect(question.reply).toContain('"@marketing campaign-roi-analysis how did November go?"');
+    const answer = await chat('@marketing campaign-roi-analysis how did November go?');
+    expect(answer.spoke).toBe('marketing');
+    const record = await system.hub(`/v1/tasks/${answer.taskId}`);
+    expect(record.body).toMatchObject({ target: 'marketing', skill: 'campaign-roi-analysis' });
   });
 
   it('answers "good morning" with the same clarifying question naming both agents, every time, and routes nothing', async () => {

@@ -178,7 +178,33 @@ describe('chat intent match', () => {
       text: 'how did Q4 go?',
       reason: 'prefix',
     });
-    expect(await chooseChatRoute({ message: '@marketing hi', candidates })).toMatchObject({ skill: null });
+    // No skill matches: the hub asks which one, listing them, instead of sending a task the spoke would refuse.
+    const whichSkill = await chooseChatRoute({ message: '@marketing how did November go?', candidates });
+    expect(whichSkill).toMatchObject({
+      kind: 'which-skill',
+      spoke: 'marketing',
+      skills: ['campaign-roi-analysis', 'listing-creatives'],
+    });
+    expect(whichSkill.kind === 'which-skill' && whichSkill.question).toBe(
+      "Which of @marketing's skills should answer this? campaign-roi-analysis (Campaign ROI analysis), " +
+        'listing-creatives (Compliant listing creatives). Name one after the agent, e.g. ' +
+        '"@marketing campaign-roi-analysis how did November go?".',
+    );
+    // Naming the skill after the agent routes to it, without the skill id in the text.
+    expect(
+      await chooseChatRoute({ message: '@marketing campaign-roi-analysis how did November go?', candidates }),
+    ).toEqual({
+      kind: 'spoke',
+      spoke: 'marketing',
+      skill: 'campaign-roi-analysis',
+      text: 'how did November go?',
+      reason: 'prefix',
+    });
+    // A spoke with a single skill takes the message and picks for itself.
+    expect(await chooseChatRoute({ message: '@finance hi', candidates })).toMatchObject({
+      kind: 'spoke',
+      skill: null,
+    });
     const followUp = {
       candidates,
       conversationSpoke: 'marketing',
