@@ -826,13 +826,15 @@ export class Router {
   }
 
   /**
-   * Least outstanding (relative to capacity) among replicas with a free slot; sticky by contextId. A context
-   * the hub has just made up (`newContext`) has no replica yet, so it is not looked up.
+   * Least outstanding (relative to capacity) among replicas with a free slot; sticky by contextId, per spoke
+   * (one conversation may reach several spokes: finance asks marketing in the conversation it answers). A
+   * context the hub has just made up (`newContext`) has no replica yet, so it is not looked up.
    */
   private choose(candidates: readonly Replica[], contextId: string, newContext = false): Replica | undefined {
     const withRoom = candidates.filter((replica) => replica.outstanding < replica.load.capacity);
     if (withRoom.length === 0) return undefined;
-    const stickyKey = newContext ? undefined : this.sticky.get(contextId);
+    const contextKey = `${withRoom[0]!.spoke}\n${contextId}`;
+    const stickyKey = newContext ? undefined : this.sticky.get(contextKey);
     let chosen = stickyKey === undefined ? undefined : withRoom.find((replica) => replica.key === stickyKey);
     if (chosen === undefined) {
       for (const replica of withRoom) {
@@ -847,7 +849,7 @@ export class Router {
       }
     }
     if (chosen !== undefined && stickyKey !== chosen.key) {
-      this.sticky.set(contextId, chosen.key);
+      this.sticky.set(contextKey, chosen.key);
     }
     return chosen;
   }

@@ -43,6 +43,12 @@ export interface PeerRequest {
   readonly text: string;
   /** Optional data part. */
   readonly data?: unknown;
+  /**
+   * The conversation the request belongs to (A2A contextId), usually the asking task's own: a peer that keeps
+   * per-conversation state (marketing remembers the period asked about) then reads follow-ups in it, and the
+   * hub keeps the conversation on the same replica of the peer.
+   */
+  readonly contextId?: string;
   /** Milliseconds the caller is willing to wait in total. */
   readonly timeoutMs?: number;
 }

@@ -257,7 +257,12 @@ export async function startSpoke(options: SpokeOptions): Promise<RunningSpoke> {
     const traceparent = origin.metadata[META.traceparent];
     const params: SendMessageParams = {
       tenant: request.tenant,
-      message: { messageId: randomUUID(), role: 'ROLE_USER', parts },
+      message: {
+        messageId: randomUUID(),
+        role: 'ROLE_USER',
+        parts,
+        ...(request.contextId === undefined ? {} : { contextId: request.contextId }),
+      },
       // The answer needs the final status and artifacts, not the conversation.
       configuration: { historyLength: 0 },
       metadata: {

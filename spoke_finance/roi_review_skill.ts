@@ -372,6 +372,8 @@ export function createRoiReviewSkill(deps: RoiReviewSkillDeps): SkillDefinition 
           skill: 'campaign-roi-analysis',
           text,
           ...(forward === undefined ? {} : { data: forward }),
+          // Marketing reads a follow-up ("and the quarter before?") against this conversation's period.
+          contextId: input.contextId,
           timeoutMs: deps.peerTimeoutMs ?? 300_000,
         });
         marketingTaskId = response.taskId;

@@ -1,9 +1,14 @@
 // e2e proof of the hub's chat endpoint with every process on real ports: which spoke a person's question reaches,
-// what an ambiguous message gets (stable across repeats), SSE with increasing ids ending in a terminal status, and a
-// reconnect with Last-Event-ID or ?afterSeq= that resumes without loss or duplication.
+// what an ambiguous message gets (stable across repeats), SSE with increasing ids ending in a terminal status, a
+// reconnect with Last-Event-ID or ?afterSeq= that resumes without loss or duplication, and a follow-up to finance
+// that marketing reads in the same conversation.
 import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importCommand } from '../../spoke_marketing/data_commands.js';
 import { generateSampleCampaignCsv } from '../../spoke_marketing/sample_data.js';
+import { captureIo } from '../helpers/cli_io.js';
 import { startSystem, type RunningSystem } from '../helpers/system.js';
 import { tinyModelPath } from '../helpers/tiny_model.js';
 
@@ -291,3 +296,23 @@ function resumed(): Promise<Resumed> {
   })();
   return resumedRun;
 }
+
+// Last in this file: it imports campaign rows into marketing, which the questions above must not see.
+describe('follow-ups on stored campaign data', () => {
+  it('answers "and for the quarter before?" after a finance question about Q4: finance asks marketing in the same conversation', async () => {
+    const csvFile = join(system.stateDir, 'sample-q3-q4.csv');
+    await writeFile(csvFile, generateSampleCampaignCsv({ seed: 42 }));
+    const io = captureIo(['metrics', csvFile], system.stateDir, { AGENTHUB_STATE_DIR: system.stateDir });
+    expect(await importCommand(io), io.err.join('')).toBe(0);
+    const first = await chat('@finance what is the payback period for Q4 2025?');
+    expect(first.spoke).toBe('finance');
+    expect(first.reply).toMatch(/^ROI review for 2025-Q4:/);
+    const followUp = await system.hub('/v1/chat', {
+      body: { message: 'and for the quarter before?', contextId: first.contextId },
+    });
+    expect(followUp.status, JSON.stringify(followUp.body)).toBe(200);
+    const second = followUp.body as ChatAnswer;
+    expect(second.spoke).toBe('finance');
+    expect(second.reply).toMatch(/^ROI review for 2025-Q3:/);
+  });
+});

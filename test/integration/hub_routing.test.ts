@@ -202,6 +202,49 @@ describe('hub routing', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
   });
 
+  it('keeps a conversation on its replica of each spoke it reaches, also after it reached another spoke', async () => {
+    const first = await startFakeSpoke('marketing', { host: '127.0.0.2' });
+    const second = await startFakeSpoke('marketing', { host: '127.0.0.1', port: first.port });
+    const finance = await startFakeSpoke('finance');
+    cleanups.push(
+      () => first.close(),
+      () => second.close(),
+      () => finance.close(),
+    );
+    const { hub, auth } = await startTestHub([
+      { name: 'marketing', port: first.port, hosts: ['127.0.0.1', '127.0.0.2'] },
+      { name: 'finance', port: finance.port },
+    ]);
+    cleanups.push(() => hub.close());
+    await untilRoutable(hub, 'marketing', 2);
+    await untilRoutable(hub, 'finance');
+    const contextId = randomUUID();
+    const ask = (tenant: string, text: string): Promise<Response> =>
+      a2a(hub, auth, 'SendMessage', { tenant, message: userMessage(text, { contextId }) });
+    const opening = (await (await ask('marketing', 'how did Q4 go?')).json()) as {
+      result: { task: { id: string } };
+    };
+    const record = (await (
+      await fetch(`${hub.url}/v1/tasks/${opening.result.task.id}`, { headers: auth })
+    ).json()) as { hops: { replica: string }[] };
+    // The same conversation reaches finance (as finance's own peer call to marketing does, the other way).
+    expect((await ask('finance', 'and the payback?')).status).toBe(200);
+    // Busy the conversation's replica with one request: least outstanding alone would pick the other one.
+    const holdFirst = holdingHandler(first);
+    const holdSecond = holdingHandler(second);
+    const conversationHold = record.hops[0]?.replica.includes('127.0.0.2') ? holdFirst : holdSecond;
+    const blocker = a2a(hub, auth, 'SendMessage', { tenant: 'marketing', message: userMessage('other') });
+    await until(() => holdFirst.held() + holdSecond.held() === 1, 'the other request held');
+    const heldBefore = conversationHold.held();
+    const followUp = ask('marketing', 'and the quarter before?');
+    await until(() => holdFirst.held() + holdSecond.held() === 2, 'the follow-up held');
+    expect(conversationHold.held()).toBe(heldBefore + 1);
+    holdFirst.release();
+    holdSecond.release();
+    expect((await blocker).status).toBe(200);
+    expect((await followUp).status).toBe(200);
+  });
+
   it('retries on the other replica when a link drops before the spoke answers, and frees both slots', async () => {
     const first = await startFakeSpoke('marketing', { host: '127.0.0.2' });
     const second = await startFakeSpoke('marketing', { host: '127.0.0.1', port: first.port });

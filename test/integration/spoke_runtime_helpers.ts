@@ -14,7 +14,7 @@ import { REPO_ROOT, lockfilePath } from '../../shared/layout.js';
 import { createLink, type Link, type LinkHandlers } from '../../shared/link.js';
 import { createMeasurer } from '../../shared/measure.js';
 import { A2A_VERSION, HUB_LINK_PATH, LINK_SUBPROTOCOL } from '../../shared/protocol.js';
-import type { SkillDefinition } from '../../shared/skill.js';
+import type { PeerRequest, SkillDefinition } from '../../shared/skill.js';
 import { startSpoke, type RunningSpoke, type SpokeOptions } from '../../shared/spoke_runtime.js';
 import { PING_SPOKE_SKILLS } from '../helpers/ping_spoke_main.js';
 
@@ -70,7 +70,7 @@ export function loopSkill(probe: LoopProbe): SkillDefinition {
   };
 }
 
-/** A skill that asks a peer through the hub: data `{tenant, skill, text, timeoutMs?}`. */
+/** A skill that asks a peer through the hub: data `{tenant, skill, text, timeoutMs?, contextId?}`. */
 export const askSkill: SkillDefinition = {
   id: 'ask',
   name: 'Ask a peer',
@@ -78,7 +78,7 @@ export const askSkill: SkillDefinition = {
   tags: ['peer'],
   examples: ['ask marketing'],
   handler: async (input, context) => {
-    const request = input.data[0] as { tenant: string; skill: string; text: string; timeoutMs?: number };
+    const request = input.data[0] as PeerRequest;
     const answer = await context.callPeer(request);
     return { text: `peer said: ${answer.text}`, data: { peer: answer } };
   },

@@ -378,7 +378,7 @@ describe('peer calls up the hub link', () => {
         'SendMessage',
         messageParams('ask', {
           skill: 'ask',
-          data: { tenant: 'marketing', skill: 'ping', text: 'ping', timeoutMs: 5000 },
+          data: { tenant: 'marketing', skill: 'ping', text: 'ping', timeoutMs: 5000, contextId: 'ctx-7' },
           metadata: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
         }),
       )) as { task: Task };
@@ -388,8 +388,15 @@ describe('peer calls up the hub link', () => {
       });
       const [call] = seen as {
         method: string;
-        params: { tenant: string; metadata: Record<string, unknown>; configuration: unknown };
+        params: {
+          tenant: string;
+          message: { contextId?: string };
+          metadata: Record<string, unknown>;
+          configuration: unknown;
+        };
       }[];
+      // The conversation the asking task names goes with the request.
+      expect(call?.params.message.contextId).toBe('ctx-7');
       // Only the final status and artifacts come back, not the conversation.
       expect(call?.params.configuration).toEqual({ historyLength: 0 });
       expect(call?.method).toBe('SendMessage');

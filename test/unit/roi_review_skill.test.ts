@@ -68,6 +68,7 @@ describe('roi-review skill', () => {
       skill: 'campaign-roi-analysis',
       text: 'Review Q4 2025 marketing ROI',
       data: { csv: CSV },
+      contextId: 'c',
       timeoutMs: 300_000,
     });
     const answer = result.data as RoiReviewAnswer;
