@@ -179,6 +179,47 @@ const assumptionsSchema = z
   })
   .strict();
 
+/** A percentage in question text: "3%", "2.5 %", "3 percent"; the number is group 1 of the patterns using it. */
+const PERCENT = String.raw`(\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b)`;
+/** "monthly churn is 3%", "churn of 3% a month", "churn rate: 3% per month" (groups: monthly, percent, per month). */
+const CHURN_THEN_PERCENT = new RegExp(
+  String.raw`\b(monthly\s+)?churn(?:\s+rate)?(?:\s+(?:of|is|at|was|would be|=))?\s*:?\s*` +
+    PERCENT.replace('(', '(?<percent>') +
+    String.raw`(\s*(?:a|per|\/|each)\s*month|\s+monthly)?`,
+  'i',
+);
+/** "3% monthly churn", "3% churn per month" (groups: percent, monthly, per month). */
+const PERCENT_THEN_CHURN = new RegExp(
+  PERCENT.replace('(', '(?<percent>') + String.raw`\s+(monthly\s+)?churn(\s+(?:a|per|each)\s+month)?`,
+  'i',
+);
+
+/**
+ * The monthly churn rate stated in question text ("what if monthly churn is 3%?"), as a fraction; undefined
+ * when the text states none. A churn rate not said to be monthly, or over 100 %, is VALIDATION_FAILED: the
+ * review needs the monthly rate and does not guess it from an annual one.
+ */
+export function monthlyChurnInText(text: string): number | undefined {
+  const match = CHURN_THEN_PERCENT.exec(text) ?? PERCENT_THEN_CHURN.exec(text);
+  if (match === null) return undefined;
+  const percent = Number(match.groups!.percent);
+  const stated = match[0];
+  const monthly = match.slice(1).some((group) => group !== undefined && /month/i.test(group));
+  if (!monthly) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `"${stated}": say that the churn rate is monthly ("monthly churn ${percent}%"); the review needs the monthly rate`,
+      { details: { field: 'assumptions.monthly_churn', value: stated } },
+    );
+  }
+  if (percent > 100) {
+    throw new AppError('VALIDATION_FAILED', `"${stated}": a churn rate is at most 100%`, {
+      details: { field: 'assumptions.monthly_churn', value: stated },
+    });
+  }
+  return percent / 100;
+}
+
 /** Marketing-unavailable codes: the hub could not deliver or marketing could not answer in time. */
 function isMarketingUnavailable(error: unknown): error is AppError {
   return isAppError(error) && error.code !== 'CANCELED' && ERROR_TABLE[error.code].retryable;
@@ -210,12 +251,24 @@ function readRequest(
     if (forward === undefined && Object.keys(forwarded).length > 0) forward = forwarded;
   }
   const other = supplied.other_acquisition_costs;
+  const churnInText = monthlyChurnInText(input.text);
+  if (
+    churnInText !== undefined &&
+    supplied.monthly_churn !== undefined &&
+    churnInText !== supplied.monthly_churn
+  ) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `monthly churn given twice: ${supplied.monthly_churn} in assumptions and ${churnInText} in the text`,
+      { details: { field: 'assumptions.monthly_churn', value: [supplied.monthly_churn, churnInText] } },
+    );
+  }
   return {
     forward,
     assumptions: {
       discountRateAnnual: deps.discountRateAnnual,
       reallocationMaxShift: deps.reallocationMaxShift,
-      monthlyChurn: supplied.monthly_churn ?? deps.defaultMonthlyChurn ?? null,
+      monthlyChurn: supplied.monthly_churn ?? churnInText ?? deps.defaultMonthlyChurn ?? null,
       otherAcquisitionCosts: other === undefined ? null : Number(other),
       grossMarginFallback: supplied.gross_margin ?? deps.grossMarginFallback ?? null,
       monthlyMarginPerCustomer: supplied.monthly_margin_per_customer ?? null,

@@ -5,7 +5,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { AppError } from '../../shared/errors.js';
 import type { LlmUsage } from '../../shared/llm_client.js';
 import type { PeerRequest, PeerResponse, SkillContext, SkillInput } from '../../shared/skill.js';
-import { createRoiReviewSkill, type RoiReviewAnswer } from '../../spoke_finance/roi_review_skill.js';
+import {
+  createRoiReviewSkill,
+  monthlyChurnInText,
+  type RoiReviewAnswer,
+} from '../../spoke_finance/roi_review_skill.js';
 import { parseCampaignCsv } from '../../spoke_marketing/campaign_rows.js';
 import { analyzeCampaignRoi } from '../../spoke_marketing/roi_skill.js';
 import { scriptedLlm, type ScriptedLlm } from '../helpers/scripted_llm.js';
@@ -198,6 +202,64 @@ describe('roi-review skill', () => {
     expect(answer.llm_analysis!.grounding.ungrounded).toEqual([]);
     expect(answer.confidence.components.grounding).toBe(1);
     expect(result.metadata).toMatchObject({ llm: { model: 'scripted-finance', generations: 2 } });
+  });
+
+  it('uses a monthly churn rate stated in the question, and forwards the question to marketing as asked', async () => {
+    const callPeer = vi.fn(async () => marketingAnswer());
+    const skill = createRoiReviewSkill({ llm: null, ...settings });
+    const result = await skill.handler(
+      { ...input([{ csv: CSV }]), text: 'What if monthly churn is 3%?' },
+      context(callPeer),
+    );
+    expect(callPeer).toHaveBeenCalledWith(expect.objectContaining({ text: 'What if monthly churn is 3%?' }));
+    const metrics = (result.data as RoiReviewAnswer).finance_metrics!;
+    expect(metrics.ltv.monthly_churn).toBe(0.03);
+    // LTV = monthly margin per customer / churn, rounded to cents.
+    expect(metrics.ltv.simple.value).toBeCloseTo(2668 / 50 / 3 / 0.03, 2);
+  });
+
+  it.each([
+    ['What if monthly churn is 3%?', 0.03],
+    ['churn of 2.5% a month', 0.025],
+    ['churn rate: 4 percent per month', 0.04],
+    ['assume 3% monthly churn', 0.03],
+    ['with 1.5% churn per month', 0.015],
+    ['payback for Q4 2025', undefined],
+  ])('reads the monthly churn in "%s": %s', (text, churn) => {
+    expect(monthlyChurnInText(text)).toBe(churn);
+  });
+
+  it.each([
+    ['churn is 3%', /say that the churn rate is monthly \("monthly churn 3%"\)/],
+    ['annual churn 30%', /say that the churn rate is monthly/],
+    ['monthly churn 300%', /a churn rate is at most 100%/],
+  ])('refuses "%s" with VALIDATION_FAILED, saying why', async (text, message) => {
+    const skill = createRoiReviewSkill({ llm: null, ...settings });
+    const refusal = skill.handler(
+      { ...input([{ csv: CSV }]), text },
+      context(() => marketingAnswer()),
+    );
+    await expect(refusal).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      details: { field: 'assumptions.monthly_churn' },
+    });
+    await expect(refusal).rejects.toThrow(message);
+  });
+
+  it('refuses a monthly churn given twice with different values', async () => {
+    const skill = createRoiReviewSkill({ llm: null, ...settings });
+    await expect(
+      skill.handler(
+        {
+          ...input([{ csv: CSV, assumptions: { monthly_churn: 0.05 } }]),
+          text: 'what if monthly churn is 3%?',
+        },
+        context(() => marketingAnswer()),
+      ),
+    ).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      details: { field: 'assumptions.monthly_churn', value: [0.05, 0.03] },
+    });
   });
 
   it('refuses bad assumptions with VALIDATION_FAILED', async () => {
