@@ -299,7 +299,7 @@ function resumed(): Promise<Resumed> {
 
 // Last in this file: it imports campaign rows into marketing, which the questions above must not see.
 describe('follow-ups on stored campaign data', () => {
-  it('answers "and for the quarter before?" after a finance question about Q4: finance asks marketing in the same conversation', async () => {
+  it('answers "and for the quarter before?" and "what if monthly churn is 3%?" after a finance question about Q4: finance asks marketing in the same conversation', async () => {
     const csvFile = join(system.stateDir, 'sample-q3-q4.csv');
     await writeFile(csvFile, generateSampleCampaignCsv({ seed: 42 }));
     const io = captureIo(['metrics', csvFile], system.stateDir, { AGENTHUB_STATE_DIR: system.stateDir });
@@ -314,5 +314,15 @@ describe('follow-ups on stored campaign data', () => {
     const second = followUp.body as ChatAnswer;
     expect(second.spoke).toBe('finance');
     expect(second.reply).toMatch(/^ROI review for 2025-Q3:/);
+    expect(second.reply).toContain('LTV:CAC unavailable (no monthly churn rate given)');
+    // An assumption stated as a follow-up: the same period, now with LTV:CAC.
+    const third = (
+      await system.hub('/v1/chat', {
+        body: { message: 'what if monthly churn is 3%?', contextId: first.contextId },
+      })
+    ).body as ChatAnswer;
+    expect(third.spoke).toBe('finance');
+    expect(third.reply).toMatch(/^ROI review for 2025-Q3:/);
+    expect(third.reply).toMatch(/LTV:CAC \d/);
   });
 });
