@@ -350,12 +350,19 @@ function mountRoutes(app: express.Express, context: RouteContext): void {
       const lastTask = lastTaskId == null ? undefined : await store.getTask(lastTaskId);
       return lastTask?.target === conversation.spoke ? lastTask.skill : null;
     };
+    // The hub's own question back is the last turn (an agent turn with no task): its question is pending.
+    const [asked, answered] = conversation.turns.slice(-2);
+    const pendingQuestion =
+      answered?.role === 'agent' && answered.taskId === null && asked?.role === 'user'
+        ? asked.text
+        : undefined;
     const clientGone = abortOnClose(res);
     const route = await chooseChatRoute({
       message: body.message,
       candidates,
       conversationSpoke: conversation.spoke,
       conversationSkill,
+      pendingQuestion,
       classify: context.classify,
       signal: clientGone.signal,
     });

@@ -245,6 +245,11 @@ export interface ChatRouteInput {
    * skills; asked only then (a store read).
    */
   readonly conversationSkill?: (() => Promise<string | null>) | undefined;
+  /**
+   * The message the hub last answered with a clarifying question in this conversation, if that was the last
+   * turn: a reply that only names an agent or a skill ("@marketing", "campaign-roi-analysis") is routed with it.
+   */
+  readonly pendingQuestion?: string | undefined;
   readonly classify?: ChatClassifier | undefined;
   readonly signal?: AbortSignal | undefined;
 }
@@ -256,7 +261,12 @@ const PREFIX = /^\s*@([a-z][a-z0-9-]{0,31})\b[\s,:]*/i;
  * unclear. Throws NOT_FOUND for an `@name` that is no configured spoke.
  */
 export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute> {
-  const route = await chooseSpoke(input);
+  const pending = input.pendingQuestion;
+  const route = await chooseSpoke(
+    pending !== undefined && onlyNamesAgentsOrSkills(input.message, input.candidates)
+      ? { ...input, message: `${input.message.trim()} ${pending.replace(PREFIX, '')}` }
+      : input,
+  );
   if (route.kind !== 'spoke' || route.skill !== null) return route;
   const skills = input.candidates.find((candidate) => candidate.spoke === route.spoke)?.skills ?? [];
   // A spoke with one skill (or whose card is not known yet) takes the task and picks for itself.
@@ -269,6 +279,20 @@ export async function chooseChatRoute(input: ChatRouteInput): Promise<ChatRoute>
     skills: skills.map((skill) => skill.id),
     question: `Which of @${route.spoke}'s skills should answer this? ${listed}. Name one after the agent, e.g. "${example}".`,
   };
+}
+
+/** True when every word of `message` is an `@agent` or a skill id of the candidates (an answer to a question back). */
+function onlyNamesAgentsOrSkills(message: string, candidates: readonly ChatCandidate[]): boolean {
+  const words = message.trim().split(/\s+/);
+  return (
+    words[0] !== '' &&
+    words.every((word) =>
+      candidates.some(
+        (candidate) =>
+          word.toLowerCase() === `@${candidate.spoke}` || candidate.skills.some((skill) => skill.id === word),
+      ),
+    )
+  );
 }
 
 async function chooseSpoke(input: ChatRouteInput): Promise<ChatRoute> {

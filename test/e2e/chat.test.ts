@@ -120,6 +120,18 @@ describe('chat routing', () => {
     expect(answer.spoke).toBe('marketing');
     const record = await system.hub(`/v1/tasks/${answer.taskId}`);
     expect(record.body).toMatchObject({ target: 'marketing', skill: 'campaign-roi-analysis' });
+    // Or answer the question with the skill alone: the hub routes the question it asked about.
+    const reply = (
+      await system.hub('/v1/chat', {
+        body: { message: 'campaign-roi-analysis', contextId: question.contextId },
+      })
+    ).body as ChatAnswer;
+    expect(reply.spoke).toBe('marketing');
+    const replied = await system.hub(`/v1/tasks/${reply.taskId}`);
+    expect(replied.body).toMatchObject({ target: 'marketing', skill: 'campaign-roi-analysis' });
+    // The spoke got the question itself, not only the skill's name.
+    const asked = replied.body as { task: { history?: { role: string; parts: { text?: string }[] }[] } };
+    expect(asked.task.history?.[0]?.parts[0]?.text).toBe('campaign-roi-analysis how did November go?');
   });
 
   it('answers "good morning" with the same clarifying question naming both agents, every time, and routes nothing', async () => {

@@ -200,6 +200,27 @@ describe('chat intent match', () => {
       text: 'how did November go?',
       reason: 'prefix',
     });
+    // A reply that only names a skill or an agent answers the hub's question about the message before it.
+    expect(
+      await chooseChatRoute({
+        message: 'campaign-roi-analysis',
+        candidates,
+        pendingQuestion: '@marketing how did November go?',
+      }),
+    ).toEqual({
+      kind: 'spoke',
+      spoke: 'marketing',
+      skill: 'campaign-roi-analysis',
+      text: 'campaign-roi-analysis how did November go?',
+      reason: 'skill',
+    });
+    expect(
+      await chooseChatRoute({ message: ' @finance ', candidates, pendingQuestion: 'what is the payback?' }),
+    ).toMatchObject({ kind: 'spoke', spoke: 'finance', text: 'what is the payback?', reason: 'prefix' });
+    // A new question of its own is routed as it is.
+    expect(
+      await chooseChatRoute({ message: '@marketing how did Q4 go?', candidates, pendingQuestion: 'hello' }),
+    ).toMatchObject({ skill: 'campaign-roi-analysis', text: 'how did Q4 go?' });
     // A spoke with a single skill takes the message and picks for itself.
     expect(await chooseChatRoute({ message: '@finance hi', candidates })).toMatchObject({
       kind: 'spoke',
