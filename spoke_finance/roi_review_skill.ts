@@ -179,18 +179,18 @@ const assumptionsSchema = z
   })
   .strict();
 
-/** A percentage in question text: "3%", "2.5 %", "3 percent"; the number is group 1 of the patterns using it. */
-const PERCENT = String.raw`(\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b)`;
-/** "monthly churn is 3%", "churn of 3% a month", "churn rate: 3% per month" (groups: monthly, percent, per month). */
+/** A percentage in question text: "3%", "2.5 %", "3 percent"; the number is the group named `percent`. */
+const PERCENT = String.raw`(?<percent>\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b)`;
+/** "monthly churn is 3%", "churn of 3% a month", "churn rate: 3% per month". */
 const CHURN_THEN_PERCENT = new RegExp(
   String.raw`\b(monthly\s+)?churn(?:\s+rate)?(?:\s+(?:of|is|at|was|would be|=))?\s*:?\s*` +
-    PERCENT.replace('(', '(?<percent>') +
+    PERCENT +
     String.raw`(\s*(?:a|per|\/|each)\s*month|\s+monthly)?`,
   'i',
 );
-/** "3% monthly churn", "3% churn per month" (groups: percent, monthly, per month). */
+/** "3% monthly churn", "3% churn per month". */
 const PERCENT_THEN_CHURN = new RegExp(
-  PERCENT.replace('(', '(?<percent>') + String.raw`\s+(monthly\s+)?churn(\s+(?:a|per|each)\s+month)?`,
+  PERCENT + String.raw`\s+(monthly\s+)?churn(\s+(?:a|per|each)\s+month)?`,
   'i',
 );
 
@@ -204,6 +204,7 @@ export function monthlyChurnInText(text: string): number | undefined {
   if (match === null) return undefined;
   const percent = Number(match.groups!.percent);
   const stated = match[0];
+  // Said to be monthly: "monthly" before churn, or "a month" / "per month" / "monthly" after the rate.
   const monthly = match.slice(1).some((group) => group !== undefined && /month/i.test(group));
   if (!monthly) {
     throw new AppError(
