@@ -300,7 +300,8 @@ async function chooseSpoke(input: ChatRouteInput): Promise<ChatRoute> {
   const prefix = PREFIX.exec(message);
   if (prefix?.[1] !== undefined) {
     const name = prefix[1].toLowerCase();
-    if (!candidates.some((candidate) => candidate.spoke === name)) {
+    const named = candidates.find((candidate) => candidate.spoke === name);
+    if (named === undefined) {
       throw new AppError('NOT_FOUND', `no agent named @${name}`, {
         details: { agents: candidates.map((candidate) => candidate.spoke) },
       });
@@ -308,25 +309,17 @@ async function chooseSpoke(input: ChatRouteInput): Promise<ChatRoute> {
     const text = message.slice(prefix[0].length);
     // "@marketing campaign-roi-analysis how did November go?" names the skill itself.
     const [firstWord = '', rest = ''] = text.split(/\s+(.*)/s);
-    const named = candidates
-      .find((candidate) => candidate.spoke === name)
-      ?.skills.find((skill) => skill.id === firstWord);
-    if (named !== undefined) {
+    const skill = named.skills.find((entry) => entry.id === firstWord);
+    if (skill !== undefined) {
       return {
         kind: 'spoke',
         spoke: name,
-        skill: named.id,
+        skill: skill.id,
         text: rest === '' ? text : rest,
         reason: 'prefix',
       };
     }
-    return {
-      kind: 'spoke',
-      spoke: name,
-      skill: skillOfSpoke(text, name, candidates),
-      text,
-      reason: 'prefix',
-    };
+    return { kind: 'spoke', spoke: name, skill: bestSkillOf(text, named), text, reason: 'prefix' };
   }
   const firstWord = message.trim().split(/\s+/)[0]?.replace(/^[#/]/, '') ?? '';
   for (const candidate of candidates) {
@@ -361,9 +354,4 @@ async function chooseSpoke(input: ChatRouteInput): Promise<ChatRoute> {
     }
   }
   return { kind: 'ambiguous', candidates: scores, question: clarifyingQuestion(candidates, scores) };
-}
-
-function skillOfSpoke(message: string, spoke: string, candidates: readonly ChatCandidate[]): string | null {
-  const candidate = candidates.find((entry) => entry.spoke === spoke);
-  return candidate === undefined ? null : bestSkillOf(message, candidate);
 }

@@ -186,31 +186,35 @@ export function resolveYearlessQuarter(quarter: number | 'latest', latestIsoDate
   return candidate.from <= latestIsoDate ? candidate : quarterSpan(year - 1, quarter);
 }
 
+/** Month names, lower case, January first. */
+const MONTH_NAMES = [
+  'january',
+  'february',
+  'march',
+  'april',
+  'may',
+  'june',
+  'july',
+  'august',
+  'september',
+  'october',
+  'november',
+  'december',
+];
 /** Month names and their abbreviations as written in questions, lower case, to the month number. */
 const MONTH_WORDS: Readonly<Record<string, number>> = {
-  january: 1,
+  ...Object.fromEntries(MONTH_NAMES.map((name, index) => [name, index + 1])),
   jan: 1,
-  february: 2,
   feb: 2,
-  march: 3,
   mar: 3,
-  april: 4,
   apr: 4,
-  may: 5,
-  june: 6,
   jun: 6,
-  july: 7,
   jul: 7,
-  august: 8,
   aug: 8,
-  september: 9,
   sep: 9,
   sept: 9,
-  october: 10,
   oct: 10,
-  november: 11,
   nov: 11,
-  december: 12,
   dec: 12,
 };
 const MONTH_WORD = Object.keys(MONTH_WORDS).join('|');
@@ -219,12 +223,25 @@ const MONTH_WITH_YEAR = new RegExp(
   `\\b(${MONTH_WORD})\\.?\\s+(\\d{4})\\b|\\b(\\d{4})-(0[1-9]|1[0-2])\\b(?!-\\d)`,
   'i',
 );
-/**
- * A month's full name without a year ("in October"). "May" only after in/for/of/during/since/from, where it
- * cannot be the verb ("may I see…").
- */
-const YEARLESS_MONTH =
-  /\b(january|february|march|april|june|july|august|september|october|november|december)\b|\b(?:in|for|of|during|since|from)\s+(may)\b/i;
+/** "May" is a month only after in/for/of/during/since/from, where it cannot be the verb ("may I see…"). */
+const MAY_AS_MONTH = String.raw`\b(?:in|for|of|during|since|from)\s+(may)\b`;
+const notMay = (word: string): boolean => word !== 'may';
+/** A month's full name without a year ("in October"). */
+const YEARLESS_MONTH = new RegExp(
+  String.raw`\b(${MONTH_NAMES.filter(notMay).join('|')})\b|${MAY_AS_MONTH}`,
+  'i',
+);
+/** Words that refer to a period: quarter/month/year words, Qn, years, YTD/MTD, and months' names. */
+const MENTIONS_PERIOD = new RegExp(
+  String.raw`\b(?:quarters?|months?|years?|weeks?|periods?|q[1-4]|(?:19|20)\d{2}|ytd|mtd|` +
+    String.raw`${Object.keys(MONTH_WORDS).filter(notMay).join('|')})\b|${MAY_AS_MONTH}`,
+  'i',
+);
+
+/** True when `text` refers to a period in any way this module knows, whether or not it can read which one. */
+export function mentionsPeriod(text: string): boolean {
+  return MENTIONS_PERIOD.test(text);
+}
 
 /** Finds the first month named with its year in free text ("October 2025", "Oct 2025", "2025-10"); null when none. */
 export function findMonthInText(text: string): PeriodSpan | null {

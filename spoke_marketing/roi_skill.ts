@@ -14,6 +14,7 @@ import {
   findRelativePeriod,
   findYearlessPeriod,
   isoDateToDay,
+  mentionsPeriod,
   parseCampaignCsv,
   parseCampaignRecords,
   parsePeriodLabel,
@@ -216,10 +217,6 @@ export const CAMPAIGN_ROI_SKILL_ID = 'campaign-roi-analysis';
 
 /** Conversations whose last stored-data period is remembered for follow-ups (about the most recent ones). */
 const REMEMBERED_CONVERSATIONS = 10_000;
-/** Words that refer to a period: a follow-up using one that names no period it can read is refused, not guessed. */
-const MENTIONS_PERIOD =
-  /\b(?:quarters?|months?|years?|weeks?|periods?|q[1-4]|(?:19|20)\d{2}|ytd|mtd|january|february|march|april|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\b|\b(?:in|for|of|during|since|from)\s+may\b/i;
-
 /**
  * The period of a follow-up that names none itself, from the period its conversation last asked about
  * (`asked`): that period when the follow-up says nothing about periods, or the one it names relative to it
@@ -228,7 +225,8 @@ const MENTIONS_PERIOD =
  */
 function followUpPeriod(prose: string, asked: PeriodSpan | undefined): PeriodSpan | undefined {
   const relative = findRelativePeriod(prose);
-  if (relative === null) return MENTIONS_PERIOD.test(prose) ? undefined : asked;
+  // A follow-up that mentions a period it cannot read is refused, not answered about the earlier one.
+  if (relative === null) return mentionsPeriod(prose) ? undefined : asked;
   if (asked === undefined) {
     throw new AppError(
       'VALIDATION_FAILED',
